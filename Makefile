@@ -1,0 +1,86 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Everything else is a step
+# of those two, runnable alone. Needs only Python 3.11, Go >= 1.26 and a JDK 17 on the machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON     ?= python3
+VENV       := .venv
+VPY        := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+LABCTL     := $(VPY) -m lab.labctl
+# ansible-rulebook runs Drools through jpy: it needs a JDK 17, found here unless JAVA_HOME says otherwise.
+JAVA_HOME  ?= $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/temurin-17-* /usr/lib/jvm/java-17-*))
+export JAVA_HOME
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# -- set-up -------------------------------------------------------------------------------------
+$(STAMP): requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else 1)' \
+	  || { echo "make: Python >= 3.11 is needed (found $$($(PYTHON) --version 2>&1)): install it or pass PYTHON=..."; exit 1; }
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install --quiet --upgrade pip
+	@$(VPY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with the pinned Python dependencies
+
+.PHONY: check-java
+check-java:
+	@test -n "$(JAVA_HOME)" -a -x "$(JAVA_HOME)/bin/java" \
+	  || { echo "make: no JDK 17 found: install openjdk-17-jdk or set JAVA_HOME (ansible-rulebook needs it)"; exit 1; }
+
+# -- the lab ------------------------------------------------------------------------------------
+.PHONY: lab-build lab-up lab-down lab-status lab-env lab-inject
+lab-build: ## build or reuse the pinned lab binaries (cached outside the repo)
+	@lab/build.sh >/dev/null
+
+lab-up: $(STAMP) lab-build ## start the lab (Kubernetes, kwok, Karpenter, metrics-server, AWS server)
+	@$(LABCTL) up
+
+lab-down: $(STAMP) ## stop every lab process and free its ports
+	@$(LABCTL) down
+
+lab-status: $(STAMP) ## list the lab components, PIDs, ports and health
+	@$(LABCTL) status
+
+lab-env: $(STAMP) ## print shell exports: eval "$$(make -s lab-env)"
+	@$(LABCTL) env
+
+lab-inject: $(STAMP) ## inject an event: make lab-inject EVENT=spot-interruption INSTANCE=i-... [ARGS=...]
+	@$(LABCTL) inject $(EVENT) $(if $(INSTANCE),--instance-id $(INSTANCE)) $(ARGS)
+
+# -- demo and tests -----------------------------------------------------------------------------
+.PHONY: demo
+demo: lab-up ## build what is needed, start the lab, converge site.yml on it, print a summary
+	@if [ -f playbooks/site.yml ]; then \
+	  $(VENV)/bin/ansible-playbook -i inventories/lab playbooks/site.yml; \
+	fi
+	@$(LABCTL) status
+
+.PHONY: lint
+lint: $(STAMP) ## ansible-lint (production profile) and yamllint
+	@$(VENV)/bin/ansible-lint
+
+.PHONY: unit
+unit: $(STAMP) ## unit tests (no lab)
+	@$(VPY) -m pytest tests/unit -q
+
+.PHONY: integration
+integration: $(STAMP) lab-build check-java ## integration tests on the lab (starts it, stops it at the end)
+	@$(VPY) -m pytest tests/integration -q
+
+.PHONY: test
+test: ## everything CI checks
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+.PHONY: bench
+bench: $(STAMP) lab-build ## benchmarks, JSON results under bench/results/
+	@$(VPY) -m bench.lab_bench

@@ -1,0 +1,71 @@
+"""Instance types offered by the lab's Karpenter (its kwok cloud provider).
+
+The kwok provider ships generic types (c-4x-amd64-linux, ...). The lab instead offers a small
+catalogue with the real EC2 names the tutorial uses (m6g.xlarge, r6g.xlarge, c6g.2xlarge, the
+t4g.xlarge of the managed nodegroup), in the tutorial's region zones, with spot and on-demand
+prices shaped like ap-southeast-1's. So NodePool requirements written for EKS (instance types,
+arch, capacity type, zones) select the same names in the lab. Prices are approximate on-demand
+list prices; spot is priced at a fixed discount, which is all Karpenter's cheapest-first logic needs.
+"""
+import json
+
+REGION = "ap-southeast-1"
+ZONES = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+SPOT_DISCOUNT = 0.35  # spot price = 35 % of on-demand, a typical Graviton spot ratio
+
+# name: (architecture, vCPU, memory GiB, max pods, on-demand USD/h, extra resources)
+CATALOGUE = {
+    "t4g.xlarge": ("arm64", 4, 16, 58, 0.1696, {}),
+    "m6g.large": ("arm64", 2, 8, 29, 0.096, {}),
+    "m6g.xlarge": ("arm64", 4, 16, 58, 0.192, {}),
+    "m6g.2xlarge": ("arm64", 8, 32, 58, 0.384, {}),
+    "r6g.xlarge": ("arm64", 4, 32, 58, 0.2424, {}),
+    "c6g.xlarge": ("arm64", 4, 8, 58, 0.1632, {}),
+    "c6g.2xlarge": ("arm64", 8, 16, 58, 0.3264, {}),
+    "m7g.xlarge": ("arm64", 4, 16, 58, 0.2048, {}),
+    "c7g.2xlarge": ("arm64", 8, 16, 58, 0.348, {}),
+    "r7g.xlarge": ("arm64", 4, 32, 58, 0.2584, {}),
+    "m6i.xlarge": ("amd64", 4, 16, 58, 0.24, {}),
+    "c6i.2xlarge": ("amd64", 8, 16, 58, 0.392, {}),
+    "r6i.xlarge": ("amd64", 4, 32, 58, 0.304, {}),
+    "g5g.xlarge": ("arm64", 4, 8, 58, 0.5264, {"nvidia.com/gpu": "1"}),
+    "g4dn.xlarge": ("amd64", 4, 16, 29, 0.736, {"nvidia.com/gpu": "1"}),
+}
+
+
+def _offering(capacity_type, zone, price):
+    return {
+        "Price": round(price, 5),
+        "Available": True,
+        "Requirements": [
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]},
+            {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]},
+        ],
+    }
+
+
+def build_catalogue():
+    """Return the catalogue in the JSON shape of the kwok provider's INSTANCE_TYPES_FILE_PATH."""
+    result = []
+    for name, (arch, cpu, mem_gib, pods, on_demand, extra) in sorted(CATALOGUE.items()):
+        offerings = []
+        for zone in ZONES:
+            offerings.append(_offering("on-demand", zone, on_demand))
+            offerings.append(_offering("spot", zone, on_demand * SPOT_DISCOUNT))
+        resources = {"cpu": str(cpu), "memory": f"{mem_gib}Gi", "pods": str(pods), "ephemeral-storage": "20Gi"}
+        resources.update(extra)
+        result.append(
+            {
+                "name": name,
+                "offerings": offerings,
+                "architecture": arch,
+                "operatingSystems": ["linux"],
+                "resources": resources,
+            }
+        )
+    return result
+
+
+def write_catalogue(path):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(build_catalogue(), handle, indent=1)

@@ -1,0 +1,527 @@
+"""lab: start, stop and inspect the local lab (python -m lab.labctl up|down|status|env|inject).
+
+The lab is made of real programs on 127.0.0.1:
+  * a Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
+    and kwok's node/pod simulation, assembled by `kwokctl --runtime binary`;
+  * metrics-server, scraping kwok's simulated kubelet resource metrics;
+  * Karpenter core with its kwok cloud provider, as a local process;
+  * moto's AWS server with the EKS additions of lab/aws_server.py, seeded like the tutorial.
+All state lives under .lab/ (or $LAB_STATE_DIR). Every port can be moved with LAB_<NAME>_PORT.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("LAB_STATE_DIR", REPO / ".lab"))
+KWOK_WORKDIR = STATE / "kwok"
+KWOK_CLUSTER = "lab"
+KUBECONFIG = STATE / "kubeconfig"
+LOGS = STATE / "logs"
+PIDS = STATE / "pids"
+AWS_FACTS = STATE / "aws.json"
+INSTANCE_TYPES = STATE / "instance-types.json"
+INVENTORY = REPO / "inventories" / "lab"
+
+PORT_DEFAULTS = {
+    "apiserver": 36443,
+    "etcd": 36379,
+    "controller_manager": 36257,
+    "scheduler": 36259,
+    "kwok": 36247,
+    "aws": 36500,
+    "karpenter_metrics": 36800,
+    "karpenter_health": 36801,
+}
+PORTS = {name: int(os.environ.get(f"LAB_{name.upper()}_PORT", default)) for name, default in PORT_DEFAULTS.items()}
+AWS_ENDPOINT = f"http://127.0.0.1:{PORTS['aws']}"
+AWS_ENV = {
+    "AWS_ENDPOINT_URL": AWS_ENDPOINT,
+    "AWS_REGION": "ap-southeast-1",
+    "AWS_DEFAULT_REGION": "ap-southeast-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+
+
+class LabError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def log(message):
+    print(f"lab: {message}", file=sys.stderr, flush=True)
+
+
+# -- binaries ------------------------------------------------------------------------------------
+def bin_dir(build=True):
+    script = REPO / "lab" / "build.sh"
+    if not build:
+        result = subprocess.run([str(script), "--print"], capture_output=True, text=True)
+        return Path(result.stdout.strip()) if result.returncode == 0 else None
+    result = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise LabError("building the lab binaries failed (the line above says why)")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def tool(name, bins=None):
+    bins = bins or bin_dir(build=False)
+    if bins is None:
+        raise LabError("the lab binaries are not built: run `make lab-build`")
+    return str(bins / name)
+
+
+def kubectl(*args, check=True, capture=True, timeout=60, stdin=None):
+    cmd = [tool("kubectl"), "--kubeconfig", str(KUBECONFIG), *args]
+    result = subprocess.run(cmd, input=stdin, capture_output=capture, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(f"kubectl {' '.join(args[:3])} failed: {(result.stderr or '').strip()}")
+    return result
+
+
+# -- processes and ports --------------------------------------------------------------------------
+def port_open(port, host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def read_pid(path):
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start_process(name, argv, env=None):
+    LOGS.mkdir(parents=True, exist_ok=True)
+    PIDS.mkdir(parents=True, exist_ok=True)
+    logfile = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        argv,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=str(STATE),
+        start_new_session=True,  # its own process group: lab-down can stop it and its children
+    )
+    (PIDS / f"{name}.pid").write_text(str(proc.pid))
+    return proc
+
+
+def stop_process(name, timeout=10):
+    pid = read_pid(PIDS / f"{name}.pid")
+    if pid is None:
+        return
+    if pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + timeout
+        while pid_alive(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    (PIDS / f"{name}.pid").unlink(missing_ok=True)
+
+
+def lab_processes():
+    """PIDs of every process whose command line points into the lab's state or binaries."""
+    # Only the state dir marks a process as ours: the binaries are shared by every lab on the machine.
+    markers = [str(STATE)]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(marker in cmdline for marker in markers) and pid_alive(int(entry.name)):
+            found.append((int(entry.name), cmdline.strip()[:160]))
+    return found
+
+
+def wait_for(description, predicate, timeout, interval=0.25):
+    deadline = time.time() + timeout
+    last_error = None
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as error:  # noqa: BLE001 - keep polling, report the last one
+            last_error = error
+        time.sleep(interval)
+    detail = f" (last error: {last_error})" if last_error else ""
+    raise LabError(f"timed out after {timeout}s waiting for {description}{detail}")
+
+
+def http_ok(url, insecure_tls=False):
+    context = ssl._create_unverified_context() if insecure_tls else None  # noqa: S323 - loopback self-signed
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 - fixed loopback URLs
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# -- components -----------------------------------------------------------------------------------
+def kwokctl(*args, timeout=180, check=True):
+    # kwokctl would download a kubectl of its own for some steps; point it at ours.
+    env = {**os.environ, "KWOK_WORKDIR": str(KWOK_WORKDIR), "KWOK_KUBECTL_BINARY": tool("kubectl")}
+    result = subprocess.run(
+        [tool("kwokctl"), "--name", KWOK_CLUSTER, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        (LOGS / "kwokctl.log").write_text(result.stdout + result.stderr)
+        raise LabError(f"kwokctl {' '.join(args[:2])} failed: see {LOGS / 'kwokctl.log'}")
+    return result
+
+
+def kwok_cluster_dir():
+    return KWOK_WORKDIR / "clusters" / KWOK_CLUSTER
+
+
+def create_cluster(bins):
+    args = [
+        "create", "cluster",
+        "--runtime", "binary",
+        "--kube-apiserver-binary", str(bins / "kube-apiserver"),
+        "--kube-controller-manager-binary", str(bins / "kube-controller-manager"),
+        "--kube-scheduler-binary", str(bins / "kube-scheduler"),
+        "--kwok-controller-binary", str(bins / "kwok"),
+        "--etcd-binary", str(bins / "etcd"),
+        "--metrics-server-binary", str(bins / "metrics-server"),
+        "--enable", "metrics-server",
+        "--kube-apiserver-port", str(PORTS["apiserver"]),
+        "--etcd-port", str(PORTS["etcd"]),
+        "--kube-controller-manager-port", str(PORTS["controller_manager"]),
+        "--kube-scheduler-port", str(PORTS["scheduler"]),
+        "--controller-port", str(PORTS["kwok"]),
+        "--kubeconfig", str(KUBECONFIG),
+        # Faster than the defaults so that HPA and metrics tests do not wait a minute per step.
+        "--extra-args", "metrics-server=metric-resolution=5s",
+        "--extra-args", "kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s",
+        "--wait", "60s",
+    ]
+    kwokctl(*args)
+
+
+def node_manifests(facts):
+    """The 3 nodes of the managed nodegroup ng-ondemand, as EKS registers them."""
+    nodes = []
+    for index, instance in enumerate(facts["instances"]):
+        name = instance["private_dns"]
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    # kwok simulates (heartbeats, pod status, metrics) only nodes with this annotation.
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {
+                        "kubernetes.io/arch": "arm64",
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/hostname": name,
+                        "node.kubernetes.io/instance-type": "t4g.xlarge",
+                        "topology.kubernetes.io/region": facts["region"],
+                        "topology.kubernetes.io/zone": instance["zone"],
+                        "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                        NODEGROUP_LABEL: facts["nodegroup"],
+                        "eks.amazonaws.com/nodegroup-image": "ami-0lab0000000000000",
+                        "alpha.eksctl.io/cluster-name": facts["cluster_name"],
+                        "alpha.eksctl.io/nodegroup-name": facts["nodegroup"],
+                        "type": "kwok",
+                        "lab.karpenter-hpa/node-index": str(index),
+                    },
+                },
+                "spec": {"providerID": f"aws:///{instance['zone']}/{instance['instance_id']}"},
+                "status": {
+                    # EKS reserves CPU and memory for the kubelet and system on a t4g.xlarge.
+                    "capacity": {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "20Gi"},
+                    "allocatable": {"cpu": "3920m", "memory": "15136Mi", "pods": "58", "ephemeral-storage": "18Gi"},
+                    "nodeInfo": {
+                        "architecture": "arm64",
+                        "operatingSystem": "linux",
+                        "kubeletVersion": "v1.36.3-eks",
+                        "osImage": "Amazon Linux 2023",
+                        "containerRuntimeVersion": "containerd://2.0.0",
+                    },
+                },
+            }
+        )
+    return {"apiVersion": "v1", "kind": "List", "items": nodes}
+
+
+def start_aws_server():
+    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"])], env={"PYTHONPATH": str(REPO)})
+
+
+def seed_aws():
+    from lab import seed
+
+    facts = seed.seed(AWS_ENDPOINT)
+    AWS_FACTS.write_text(json.dumps(facts, indent=1))
+    return facts
+
+
+def karpenter_dir(bins):
+    return bins / "karpenter"
+
+
+def apply_karpenter_crds(bins):
+    crds = sorted((karpenter_dir(bins) / "chart" / "crds").glob("*.yaml")) + sorted((karpenter_dir(bins) / "kwok-crds").glob("*.yaml"))
+    args = ["apply", "--server-side", "--force-conflicts"]
+    for crd in crds:
+        args += ["-f", str(crd)]
+    kubectl(*args)
+    kubectl("wait", "--for=condition=Established", "--timeout=30s", *[f"crd/{c.name.split('_', 1)[1][:-5]}.{c.name.split('_', 1)[0]}" for c in crds])
+
+
+def start_karpenter(bins):
+    from lab.instance_types import write_catalogue
+
+    write_catalogue(INSTANCE_TYPES)
+    env = {
+        "KUBECONFIG": str(KUBECONFIG),
+        "DISABLE_LEADER_ELECTION": "true",
+        "METRICS_PORT": str(PORTS["karpenter_metrics"]),
+        "HEALTH_PROBE_PORT": str(PORTS["karpenter_health"]),
+        "SYSTEM_NAMESPACE": "kube-system",
+        "LOG_LEVEL": "info",
+        # The lab has few pods: a short batch window makes provisioning decisions within a second or two.
+        "BATCH_IDLE_DURATION": "1s",
+        "BATCH_MAX_DURATION": "5s",
+    }
+    # The catalogue goes on the command line (not in the environment) so the process is findable by its state path.
+    return start_process("karpenter", [tool("karpenter-kwok", bins), f"--instance-types-file-path={INSTANCE_TYPES}"], env=env)
+
+
+def nodes_ready():
+    out = kubectl("get", "nodes", "-l", NODEGROUP_LABEL, "-o", "json").stdout
+    items = json.loads(out)["items"]
+    ready = [
+        n for n in items if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
+    ]
+    return len(ready) >= 3
+
+
+def node_metrics_served():
+    result = kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", check=False)
+    if result.returncode != 0:
+        return False
+    names = {item["metadata"]["name"] for item in json.loads(result.stdout)["items"]}
+    return len(names) >= 3
+
+
+# -- inventory and environment --------------------------------------------------------------------
+def write_inventory(facts, bins):
+    (INVENTORY / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+    (INVENTORY / "hosts.yml").write_text(
+        "# Generated by `make lab-up`: the lab as an inventory. Do not edit; it is rewritten.\n"
+        "all:\n"
+        "  hosts:\n"
+        "    localhost:\n"
+        "      ansible_connection: local\n"
+        "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+    )
+    lab_vars = {
+        "lab_enabled": True,
+        "lab_state_dir": str(STATE),
+        "lab_bin_dir": str(bins),
+        "lab_facts": facts,
+        # Connection settings the playbooks pass to amazon.aws and kubernetes.core modules.
+        "aws_endpoint_url": AWS_ENDPOINT,
+        "aws_region": facts["region"],
+        "aws_access_key": "testing",
+        "aws_secret_key": "testing",
+        "k8s_kubeconfig": str(KUBECONFIG),
+        "helm_binary": str(bins / "helm"),
+        "eks_cluster_name": facts["cluster_name"],
+        # The lab's Karpenter is the kwok provider: its node class and well-known label differ from AWS's.
+        "lab_karpenter_nodeclass": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
+        "lab_karpenter_chart_dir": str(karpenter_dir(bins) / "chart"),
+        "lab_instance_size_label": "karpenter.kwok.sh/instance-size",
+    }
+    (INVENTORY / "group_vars" / "all" / "lab.yml").write_text(
+        "# Generated by `make lab-up` from the running lab. Do not edit; it is rewritten.\n" + json.dumps(lab_vars, indent=2) + "\n"
+    )
+
+
+def env_exports(bins):
+    exports = {"KUBECONFIG": str(KUBECONFIG), **AWS_ENV, "PATH": f"{bins}:{os.environ.get('PATH', '')}"}
+    return "\n".join(f"export {key}='{value}'" for key, value in exports.items())
+
+
+# -- commands -------------------------------------------------------------------------------------
+def component_table():
+    """(name, pid, port, healthy) for every lab component."""
+    bins = bin_dir(build=False)
+    kwok_pids = kwok_cluster_dir() / "pids"
+    rows = []
+
+    def kwok_row(name, component, port, check):
+        pid = read_pid(kwok_pids / f"{component}.pid")
+        alive = pid is not None and pid_alive(pid)
+        rows.append((name, pid if alive else None, port, alive and check()))
+
+    kwok_row("etcd", "etcd", PORTS["etcd"], lambda: port_open(PORTS["etcd"]))
+    kwok_row("kube-apiserver", "kube-apiserver", PORTS["apiserver"], lambda: http_ok(f"https://127.0.0.1:{PORTS['apiserver']}/readyz", True) or port_open(PORTS["apiserver"]))
+    kwok_row("kube-controller-manager", "kube-controller-manager", PORTS["controller_manager"], lambda: http_ok(f"https://127.0.0.1:{PORTS['controller_manager']}/healthz", True))
+    kwok_row("kube-scheduler", "kube-scheduler", PORTS["scheduler"], lambda: http_ok(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", True))
+    kwok_row("kwok-controller", "kwok-controller", PORTS["kwok"], lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz"))
+    kwok_row("metrics-server", "metrics-server", None, lambda: bins is not None and KUBECONFIG.exists() and node_metrics_served())
+    for name, port, url in (
+        ("karpenter", PORTS["karpenter_health"], f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"),
+        ("aws", PORTS["aws"], f"{AWS_ENDPOINT}/moto-api/"),
+    ):
+        pid = read_pid(PIDS / f"{name}.pid")
+        alive = pid is not None and pid_alive(pid)
+        rows.append((name, pid if alive else None, port, alive and http_ok(url)))
+    return rows
+
+
+def lab_healthy():
+    return all(healthy for _, _, _, healthy in component_table())
+
+
+def cmd_up(_args):
+    started = time.time()
+    bins = bin_dir(build=True)
+    STATE.mkdir(parents=True, exist_ok=True)
+    if KUBECONFIG.exists() and lab_healthy():
+        facts = json.loads(AWS_FACTS.read_text())
+        write_inventory(facts, bins)
+        log("already up")
+        print_status()
+        return
+    if lab_processes():
+        log("a previous lab is partly running: stopping it first")
+        cmd_down(None)
+    busy = [f"{name} port {port}" for name, port in PORTS.items() if port_open(port)]
+    if busy:
+        raise LabError(
+            f"busy: {', '.join(busy)} - stop what listens there or move the lab with LAB_<NAME>_PORT (e.g. LAB_{busy[0].split(' port ')[0].upper()}_PORT)"
+        )
+    try:
+        start_aws_server()
+        log("creating the Kubernetes cluster (kwokctl, binary runtime)")
+        create_cluster(bins)
+        wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
+        facts = seed_aws()
+        kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
+        apply_karpenter_crds(bins)
+        start_karpenter(bins)
+        wait_for("3 Ready nodegroup nodes", nodes_ready, 60)
+        wait_for("Karpenter's readiness probe", lambda: http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 60)
+        wait_for("node metrics from metrics-server", node_metrics_served, 90, interval=1)
+        write_inventory(facts, bins)
+    except (LabError, subprocess.TimeoutExpired, OSError) as error:
+        log(f"lab-up failed: {error}; logs are in {LOGS} - stopping what was started")
+        cmd_down(None)
+        raise LabError(str(error)) from error
+    log(f"up in {time.time() - started:.1f}s")
+    print_status()
+
+
+def cmd_down(_args):
+    stop_process("karpenter")
+    if kwok_cluster_dir().exists() and bin_dir(build=False):
+        kwokctl("delete", "cluster", timeout=120, check=False)
+    stop_process("aws")
+    leftovers = lab_processes()
+    for pid, _ in leftovers:  # anything kwokctl did not reap (it should have)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(KWOK_WORKDIR, ignore_errors=True)
+    KUBECONFIG.unlink(missing_ok=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and [p for p in PORTS.values() if port_open(p)]:
+        time.sleep(0.2)
+    still = [f"{name}:{port}" for name, port in PORTS.items() if port_open(port)]
+    if still or lab_processes():
+        raise LabError(f"lab-down left ports {still} and processes {lab_processes()}")
+    log("down: no lab process left, no lab port listening")
+
+
+def print_status():
+    rows = component_table()
+    print(f"{'COMPONENT':<25}{'PID':>8}  {'PORT':>6}  HEALTH")
+    for name, pid, port, healthy in rows:
+        print(f"{name:<25}{pid or '-':>8}  {port or '-':>6}  {'ok' if healthy else 'DOWN'}")
+    if KUBECONFIG.exists() and all(r[3] for r in rows):
+        nodes = kubectl("get", "nodes", "-o", "custom-columns=NAME:.metadata.name,CAPACITY:.metadata.labels.eks\\.amazonaws\\.com/capacityType,NODEPOOL:.metadata.labels.karpenter\\.sh/nodepool,TYPE:.metadata.labels.node\\.kubernetes\\.io/instance-type", check=False).stdout
+        print("\n" + nodes.rstrip())
+        print(f"\nKUBECONFIG={KUBECONFIG}  AWS endpoint={AWS_ENDPOINT}  (eval \"$(make -s lab-env)\")")
+    return rows
+
+
+def cmd_status(_args):
+    rows = print_status()
+    return 0 if all(r[3] for r in rows) else 1
+
+
+def cmd_env(_args):
+    bins = bin_dir(build=False)
+    if bins is None:
+        raise LabError("the lab binaries are not built: run `make lab-up`")
+    print(env_exports(bins))
+
+
+def cmd_inject(args):
+    from lab import events
+
+    result = events.inject(AWS_ENDPOINT, args.event, instance_id=args.instance_id, node=args.node, **events.extra_args(args))
+    print(json.dumps(result, indent=1, default=str))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up").set_defaults(func=cmd_up)
+    sub.add_parser("down").set_defaults(func=cmd_down)
+    sub.add_parser("status").set_defaults(func=cmd_status)
+    sub.add_parser("env").set_defaults(func=cmd_env)
+    inject = sub.add_parser("inject", help="deliver an AWS event through the lab's AWS server")
+    from lab import events
+
+    events.add_arguments(inject)
+    inject.set_defaults(func=cmd_inject)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except LabError as error:
+        log(f"error: {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

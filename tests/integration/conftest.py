@@ -1,0 +1,86 @@
+"""Integration tests run on the real lab: the session starts it (or reuses a healthy one)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab import labctl
+
+REPO = labctl.REPO
+
+
+def run_labctl(*args, env=None, check=True, timeout=600):
+    result = subprocess.run(
+        [sys.executable, "-m", "lab.labctl", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def lab():
+    run_labctl("up")
+    return labctl
+
+
+@pytest.fixture
+def kubectl(lab):
+    def _kubectl(*args, check=True, stdin=None, timeout=60):
+        return lab.kubectl(*args, check=check, stdin=stdin, timeout=timeout)
+
+    return _kubectl
+
+
+@pytest.fixture
+def kube_json(kubectl):
+    def _get(*args):
+        return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+    return _get
+
+
+@pytest.fixture
+def lab_env(lab):
+    bins = lab.bin_dir(build=False)
+    return {
+        **os.environ,
+        "KUBECONFIG": str(lab.KUBECONFIG),
+        **lab.AWS_ENV,
+        "PATH": f"{bins}:{os.environ['PATH']}",
+    }
+
+
+@pytest.fixture
+def aws(lab):
+    import boto3
+
+    def _client(service, region="ap-southeast-1"):
+        return boto3.client(
+            service,
+            endpoint_url=lab.AWS_ENDPOINT,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    return _client
+
+
+def wait_until(description, predicate, timeout, interval=1.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {description} (last: {last!r})")
