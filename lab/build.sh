@@ -34,6 +34,13 @@ if [[ -f "$bin_dir/.complete" ]]; then
   echo "$bin_dir"; exit 0
 fi
 
+mkdir -p "$cache_root"
+# One build at a time per cache: a second caller waits, then reuses what the first one built.
+exec 9>"$cache_root/build.lock"
+flock 9
+if [[ -f "$bin_dir/.complete" ]]; then
+  echo "$bin_dir"; exit 0
+fi
 mkdir -p "$bin_dir"
 log="$cache_root/build-$key.log"
 : >"$log"
@@ -105,6 +112,17 @@ build_tools() {
     || die "building metrics-server failed (see $log)"
   (cd "$work" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" -o "$bin_dir/helm" helm.sh/helm/v3/cmd/helm) >>"$log" 2>&1 \
     || die "building helm failed (see $log)"
+  # kwokctl would fetch metrics-server's release manifests from GitHub; the same kustomize
+  # sources ship in the module, so keep them next to the binary and point kwokctl at them.
+  local msdir; msdir=$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/metrics-server)
+  rm -rf "$bin_dir/metrics-server-manifests"
+  cp -r "$msdir/manifests" "$bin_dir/metrics-server-manifests"
+  chmod -R u+w "$bin_dir/metrics-server-manifests"
+  # kwok's default Stages: the lab passes them to kwokctl together with one Stage of its own.
+  local kwokdir; kwokdir=$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  rm -rf "$bin_dir/kwok-stages"
+  cp -r "$kwokdir/kustomize/stage" "$bin_dir/kwok-stages"
+  chmod -R u+w "$bin_dir/kwok-stages"
 }
 
 # -- group "karpenter": Karpenter core's kwok provider, named so it cannot shadow kwok -----------

@@ -207,9 +207,40 @@ def kwok_cluster_dir():
     return KWOK_WORKDIR / "clusters" / KWOK_CLUSTER
 
 
+# kwok's own default Stages, as kwokctl would load them; giving kwokctl any Stage replaces them all.
+KWOK_DEFAULT_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def kwokctl_config(bins):
+    """kwokctl's config: local metrics-server manifests, and kwok's Stages plus the lab's own."""
+    import yaml
+
+    options = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        # kwokctl would fetch metrics-server's release manifests from GitHub; the module ships the
+        # same kustomize sources, which build.sh keeps next to the binaries.
+        "options": {"metricsServerManifests": [str(bins / "metrics-server-manifests" / "overlays" / "release")]},
+    }
+    documents = [yaml.safe_dump(options)]
+    for stage in KWOK_DEFAULT_STAGES:
+        documents.append((bins / "kwok-stages" / stage).read_text())
+    documents.append((REPO / "lab" / "kwok" / "node-resource-metrics-path.yaml").read_text())
+    return "\n---\n".join(documents)
+
+
 def create_cluster(bins):
+    config = STATE / "kwokctl.yaml"
+    config.write_text(kwokctl_config(bins))
     args = [
         "create", "cluster",
+        "--config", str(config),
         "--runtime", "binary",
         "--kube-apiserver-binary", str(bins / "kube-apiserver"),
         "--kube-controller-manager-binary", str(bins / "kube-controller-manager"),
@@ -225,11 +256,30 @@ def create_cluster(bins):
         "--controller-port", str(PORTS["kwok"]),
         "--kubeconfig", str(KUBECONFIG),
         # Faster than the defaults so that HPA and metrics tests do not wait a minute per step.
-        "--extra-args", "metrics-server=metric-resolution=5s",
+        # metrics-server's floor is 10s, and its kubelet timeout must stay below the resolution.
+        "--extra-args", "metrics-server=metric-resolution=10s",
+        "--extra-args", "metrics-server=kubelet-request-timeout=5s",
+        # kwok gives simulated nodes this address, which metrics-server scrapes: keep it on loopback.
+        "--extra-args", "kwok-controller=node-ip=127.0.0.1",
         "--extra-args", "kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s",
         "--wait", "60s",
     ]
     kwokctl(*args)
+
+
+KWOK_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller", "metrics-server")
+
+
+def restart_dead_components():
+    """kwokctl starts its components together, and one that finds the apiserver not yet up exits
+    (metrics-server does: "unable to load configmap based request-header-client-ca-file").
+    `kwokctl start cluster` starts exactly the ones that are not running."""
+    pids = kwok_cluster_dir() / "pids"
+    dead = [c for c in KWOK_COMPONENTS if not (lambda pid: pid is not None and pid_alive(pid))(read_pid(pids / f"{c}.pid"))]
+    if dead:
+        log(f"restarting {', '.join(dead)} (exited while the apiserver was starting)")
+        kwokctl("start", "cluster", timeout=60)
+    return not dead
 
 
 def node_manifests(facts):
@@ -266,13 +316,6 @@ def node_manifests(facts):
                     # EKS reserves CPU and memory for the kubelet and system on a t4g.xlarge.
                     "capacity": {"cpu": "4", "memory": "16Gi", "pods": "58", "ephemeral-storage": "20Gi"},
                     "allocatable": {"cpu": "3920m", "memory": "15136Mi", "pods": "58", "ephemeral-storage": "18Gi"},
-                    "nodeInfo": {
-                        "architecture": "arm64",
-                        "operatingSystem": "linux",
-                        "kubeletVersion": "v1.36.3-eks",
-                        "osImage": "Amazon Linux 2023",
-                        "containerRuntimeVersion": "containerd://2.0.0",
-                    },
                 },
             }
         )
@@ -280,7 +323,9 @@ def node_manifests(facts):
 
 
 def start_aws_server():
-    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"])], env={"PYTHONPATH": str(REPO)})
+    # AWS managed policies (AmazonEKSWorkerNodePolicy, ...) exist in every real account; moto loads them on request.
+    env = {"PYTHONPATH": str(REPO), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"])], env=env)
 
 
 def seed_aws():
@@ -436,15 +481,19 @@ def cmd_up(_args):
         wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
         facts = seed_aws()
         kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
+        kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
         apply_karpenter_crds(bins)
         start_karpenter(bins)
         wait_for("3 Ready nodegroup nodes", nodes_ready, 60)
         wait_for("Karpenter's readiness probe", lambda: http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 60)
-        wait_for("node metrics from metrics-server", node_metrics_served, 90, interval=1)
+        wait_for("node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1)
         write_inventory(facts, bins)
-    except (LabError, subprocess.TimeoutExpired, OSError) as error:
-        log(f"lab-up failed: {error}; logs are in {LOGS} - stopping what was started")
-        cmd_down(None)
+    except Exception as error:  # noqa: BLE001 - whatever failed, leave no half-started lab behind
+        if os.environ.get("LAB_KEEP_ON_FAILURE"):
+            log(f"lab-up failed: {error}; logs are in {LOGS} - left running for inspection (LAB_KEEP_ON_FAILURE)")
+        else:
+            log(f"lab-up failed: {error}; logs are in {LOGS} - stopping what was started")
+            cmd_down(None)
         raise LabError(str(error)) from error
     log(f"up in {time.time() - started:.1f}s")
     print_status()
