@@ -124,7 +124,12 @@ def test_karpenter_adds_nodes_for_pods_that_do_not_fit(kubectl, kube_json, names
         kubectl("delete", "deployment", "inflate", "-n", namespace, "--wait=true", check=False)
         kubectl("delete", "nodepool", "labtest", "--wait=true", "--timeout=90s", check=False, timeout=120)
         kubectl("delete", "kwoknodeclass", "labtest", "--wait=true", "--timeout=60s", check=False, timeout=90)
-    assert not kube_json("nodes", "-l", "karpenter.sh/nodepool=labtest")["items"]
+    # Deleting the NodePool makes Karpenter terminate its nodes (NodeClaims are owned by it).
+    wait_until(
+        "Karpenter to remove the NodePool's nodes",
+        lambda: not kube_json("nodes", "-l", "karpenter.sh/nodepool=labtest")["items"],
+        90,
+    )
 
 
 def test_hpa_scales_on_simulated_cpu_usage(kubectl, kube_json, namespace):
