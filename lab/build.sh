@@ -118,11 +118,11 @@ build_tools() {
   rm -rf "$bin_dir/metrics-server-manifests"
   cp -r "$msdir/manifests" "$bin_dir/metrics-server-manifests"
   chmod -R u+w "$bin_dir/metrics-server-manifests"
-  # kwok's default Stages: the lab passes them to kwokctl together with one Stage of its own.
+  # kwok's default Stages and Metric: the lab hands them to kwokctl with its own additions.
   local kwokdir; kwokdir=$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-  rm -rf "$bin_dir/kwok-stages"
-  cp -r "$kwokdir/kustomize/stage" "$bin_dir/kwok-stages"
-  chmod -R u+w "$bin_dir/kwok-stages"
+  rm -rf "$bin_dir/kwok-kustomize"
+  cp -r "$kwokdir/kustomize" "$bin_dir/kwok-kustomize"
+  chmod -R u+w "$bin_dir/kwok-kustomize"
 }
 
 # -- group "karpenter": Karpenter core's kwok provider, named so it cannot shadow kwok -----------

@@ -9,6 +9,7 @@ The lab is made of real programs on 127.0.0.1:
 All state lives under .lab/ (or $LAB_STATE_DIR). Every port can be moved with LAB_<NAME>_PORT.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -228,11 +229,38 @@ def kwokctl_config(bins):
         # same kustomize sources, which build.sh keeps next to the binaries.
         "options": {"metricsServerManifests": [str(bins / "metrics-server-manifests" / "overlays" / "release")]},
     }
+    kustomize = bins / "kwok-kustomize"
     documents = [yaml.safe_dump(options)]
     for stage in KWOK_DEFAULT_STAGES:
-        documents.append((bins / "kwok-stages" / stage).read_text())
+        documents.append((kustomize / "stage" / stage).read_text())
     documents.append((REPO / "lab" / "kwok" / "node-resource-metrics-path.yaml").read_text())
+    documents.append(yaml.safe_dump(node_metrics_with_system_overhead(kustomize)))
     return "\n---\n".join(documents)
+
+
+# What a real EKS node uses outside pods (kubelet, containerd, the OS): kwok counts pods only.
+NODE_SYSTEM_CPU_CORES = 0.03
+NODE_SYSTEM_MEMORY_BYTES = 400 * 1024 * 1024
+
+
+def node_metrics_with_system_overhead(kustomize):
+    """kwok's kubelet /metrics/resource simulation, with node usage that includes system overhead.
+
+    metrics-server drops a node whose CPU counter or memory is zero and needs two samples for a
+    rate, so without this a node shows up only two scrapes after its first pod runs."""
+    import yaml
+
+    metric = yaml.safe_load((kustomize / "metrics" / "resource" / "metrics-resource.yaml").read_text())
+    expressions = {
+        "node_cpu_usage_seconds_total": f'node.CumulativeUsage("cpu") + node.SinceSecond() * {NODE_SYSTEM_CPU_CORES}',
+        "node_memory_working_set_bytes": f'node.Usage("memory") + {float(NODE_SYSTEM_MEMORY_BYTES)}',
+    }
+    for entry in metric["spec"]["metrics"]:
+        if entry["name"] in expressions:
+            entry["value"] = expressions.pop(entry["name"])
+    if expressions:
+        raise LabError(f"kwok's metrics-resource.yaml has no {', '.join(expressions)}: check KWOK_VERSION")
+    return metric
 
 
 def create_cluster(bins):
@@ -474,19 +502,28 @@ def cmd_up(_args):
         raise LabError(
             f"busy: {', '.join(busy)} - stop what listens there or move the lab with LAB_<NAME>_PORT (e.g. LAB_{busy[0].split(' port ')[0].upper()}_PORT)"
         )
+    def step(description, action):
+        action()
+        log(f"{description} ({time.time() - started:.1f}s)")
+
     try:
         start_aws_server()
-        log("creating the Kubernetes cluster (kwokctl, binary runtime)")
-        create_cluster(bins)
-        wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
-        facts = seed_aws()
+        # Seeding the AWS server and creating the cluster do not depend on each other: overlap them.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            seeding = pool.submit(lambda: wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30) or seed_aws())
+            step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins))
+            restart_dead_components()
+            facts = seeding.result()
+        log(f"AWS server seeded like the tutorial's account ({time.time() - started:.1f}s)")
         kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
         kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
         apply_karpenter_crds(bins)
         start_karpenter(bins)
-        wait_for("3 Ready nodegroup nodes", nodes_ready, 60)
-        wait_for("Karpenter's readiness probe", lambda: http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 60)
-        wait_for("node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1)
+        step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
+        step("Karpenter ready", lambda: wait_for(
+            "Karpenter's readiness probe", lambda: http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 60))
+        step("node metrics served", lambda: wait_for(
+            "node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1))
         write_inventory(facts, bins)
     except Exception as error:  # noqa: BLE001 - whatever failed, leave no half-started lab behind
         if os.environ.get("LAB_KEEP_ON_FAILURE"):
