@@ -1,6 +1,6 @@
 """Lab benchmarks: warm lab-up time (median of N up/down cycles) and lab idle memory.
 
-    python -m bench.lab_bench [--runs 5] [--cold-build]
+    python -m bench.lab_bench [--runs 5] [--cold-build]   (--runs 0 --cold-build: the cold build only)
 
 --cold-build also measures a cold build of the lab binaries in empty, temporary Go and lab caches
 (about 15 minutes on 2 cores; the machine's own caches are left alone). Results go to
@@ -68,25 +68,26 @@ def main():
         results["cold_build"] = cold_build()
         results["cold_build"]["command"] = "python -m bench.lab_bench --cold-build"
 
-    labctl.bin_dir(build=True)
-    run("down")
-    up_times = []
-    for _ in range(args.runs):
-        started = time.time()
-        run("up")
-        up_times.append(time.time() - started)
-        if len(up_times) < args.runs:
-            run("down")
-    time.sleep(args.idle_seconds)
-    memory, processes = lab_memory_mib()
-    run("down")
-    results["warm_lab_up"] = {
-        "median_seconds": round(statistics.median(up_times), 2),
-        "runs_seconds": [round(t, 2) for t in up_times],
-        "goal_seconds": 30,
-        "command": f"python -m bench.lab_bench --runs {args.runs}",
-    }
-    results["lab_idle_memory"] = {"rss_mib": round(memory), "processes": processes, "after_idle_seconds": args.idle_seconds}
+    if args.runs > 0:
+        labctl.bin_dir(build=True)
+        run("down")
+        up_times = []
+        for _ in range(args.runs):
+            started = time.time()
+            run("up")
+            up_times.append(time.time() - started)
+            if len(up_times) < args.runs:
+                run("down")
+        time.sleep(args.idle_seconds)
+        memory, processes = lab_memory_mib()
+        run("down")
+        results["warm_lab_up"] = {
+            "median_seconds": round(statistics.median(up_times), 2),
+            "runs_seconds": [round(t, 2) for t in up_times],
+            "goal_seconds": 30,
+            "command": f"python -m bench.lab_bench --runs {args.runs}",
+        }
+        results["lab_idle_memory"] = {"rss_mib": round(memory), "processes": processes, "after_idle_seconds": args.idle_seconds}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

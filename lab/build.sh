@@ -10,8 +10,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# LAB_VERSIONS_FILE lets a test or a trial bump point at another pin set.
+versions_file=${LAB_VERSIONS_FILE:-$here/versions.env}
 # shellcheck source=lab/versions.env
-source "$here/versions.env"
+source "$versions_file"
 
 export GOTOOLCHAIN=local
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -23,7 +25,7 @@ command -v go >/dev/null 2>&1 || die "Go is not installed: install Go >= 1.26 (t
 go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 [[ "$go_minor" =~ ^[0-9]+$ && "$go_minor" -ge 26 ]] || die "Go $(go env GOVERSION) is too old: install Go >= 1.26"
 
-key=$(cat "$here/versions.env" "$here/build.sh" $(find "$here/gobuild" -type f -name '*.go' | sort) | sha256sum | cut -c1-16)
+key=$(cat "$versions_file" "$here/build.sh" $(find "$here/gobuild" -type f -name '*.go' | sort) | sha256sum | cut -c1-16)
 bin_dir="$cache_root/bin-$key"
 
 if [[ "${1:-}" == "--print" ]]; then
