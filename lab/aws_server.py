@@ -12,6 +12,8 @@ reference documents:
 * pod identity associations: Create/Describe/List/Update/DeletePodIdentityAssociation. One
   association per (namespace, service account) (ResourceInUseException on a duplicate), ids of
   the form `a-` + 17 characters, the role ARN validated.
+* TagResource/UntagResource/ListTagsForResource on access entry and pod identity association
+  ARNs (moto tags clusters only); any other ARN still goes to moto.
 * CreateCluster: stores `accessConfig` (default authentication mode CONFIG_MAP, as the EKS API
   has it) and creates the cluster security group `eks-cluster-sg-<name>-<n>` in the cluster's
   VPC, reported as `resourcesVpcConfig.clusterSecurityGroupId` and `vpcId`, as EKS does.
@@ -29,7 +31,7 @@ import string
 import threading
 from urllib.parse import unquote
 
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.eks import urls as eks_urls
 from moto.eks.exceptions import (
     InvalidParameterException,
@@ -386,6 +388,53 @@ def list_pod_identity_associations(self):
     return ActionResult({"associations": page, "nextToken": token})
 
 
+# -- tags on the resources above ----------------------------------------------------------------------
+# Captured at import, before install_eks_extension() replaces them, so a second install cannot make
+# the fallbacks call themselves.
+_original_tag_resource = EKSResponse.tag_resource
+_original_untag_resource = EKSResponse.untag_resource
+_original_list_tags_for_resource = EKSResponse.list_tags_for_resource
+
+
+def _extension_resource(backend, arn):
+    for cluster in backend.clusters.values():
+        cluster = _extension_state(cluster)
+        for entry in cluster.lab_access_entries.values():
+            if entry["accessEntryArn"] == arn:
+                return entry
+        for association in cluster.lab_pod_identity.values():
+            if association["associationArn"] == arn:
+                return association
+    return None
+
+
+def tag_resource(self):
+    with _lock:
+        resource = _extension_resource(self.eks_backend, self._extract_arn_from_path())
+        if resource is None:
+            return _original_tag_resource(self)
+        resource["tags"].update(self._get_param("tags") or {})
+    return EmptyResult()
+
+
+def untag_resource(self):
+    with _lock:
+        resource = _extension_resource(self.eks_backend, self._extract_arn_from_path())
+        if resource is None:
+            return _original_untag_resource(self)
+        # tagKeys is a repeated query-string parameter: read every value, not the first.
+        for key in self.querystring.get("tagKeys", []):
+            resource["tags"].pop(key, None)
+    return EmptyResult()
+
+
+def list_tags_for_resource(self):
+    resource = _extension_resource(self.eks_backend, self._extract_arn_from_path())
+    if resource is None:
+        return _original_list_tags_for_resource(self)
+    return ActionResult({"tags": dict(resource["tags"])})
+
+
 EXTRA_URL_PATHS = {
     "{0}/clusters/(?P<name>[^/]+)/access-entries$",
     "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$",
@@ -405,6 +454,9 @@ EXTRA_ACTIONS = {
     "update_pod_identity_association": update_pod_identity_association,
     "delete_pod_identity_association": delete_pod_identity_association,
     "list_pod_identity_associations": list_pod_identity_associations,
+    "tag_resource": tag_resource,
+    "untag_resource": untag_resource,
+    "list_tags_for_resource": list_tags_for_resource,
 }
 
 

@@ -1,0 +1,110 @@
+"""The lab's AWS server (moto + lab/aws_server.py's EKS additions), in-process, for module_utils tests.
+
+The server runs on a thread of the pytest process, on a port well away from the lab's 36000-36900,
+so these tests never touch a running lab. Each test gets its own EKS cluster, so tests share the
+server without seeing each other's access entries or associations.
+"""
+import json
+import logging
+import random
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / "collections"
+# The in-repo collection is importable as ansible_collections.eks_autoscaling.core, next to the
+# amazon.aws of the venv: ansible_collections is a namespace package spread over both paths.
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+
+REGION = "ap-southeast-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# Ports the lab (lab/labctl.py) may use; never probe or bind them.
+LAB_PORTS = range(36000, 36901)
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def _free_port():
+    # Probing explicit candidates, not port 0: the kernel's ephemeral range covers the lab's ports.
+    for _ in range(50):
+        port = random.randrange(40000, 60000)
+        if port in LAB_PORTS:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port found between 40000 and 60000")
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint():
+    from lab.aws_server import install_eks_extension
+
+    install_eks_extension()
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request at INFO; test output only needs failures.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def make_client(endpoint, service):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+
+
+@pytest.fixture(scope="session")
+def aws_account(aws_endpoint):
+    """A VPC, a subnet and IAM roles, made once, as lab/seed.py makes the tutorial's account."""
+    ec2, iam = make_client(aws_endpoint, "ec2"), make_client(aws_endpoint, "iam")
+    vpc_id = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet_ids = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.42.{index}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for index, zone in enumerate(("ap-southeast-1a", "ap-southeast-1b"))
+    ]
+
+    def role(name, path="/"):
+        return iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
+
+    return {
+        "subnet_ids": subnet_ids,
+        "cluster_role": role("unit-cluster-role"),
+        "node_role": role("unit-node-role"),
+        "operator_role": role("unit-operator-role", path="/platform/"),
+        "pod_role": role("unit-pod-role"),
+        "other_pod_role": role("unit-other-pod-role"),
+    }
+
+
+@pytest.fixture
+def make_cluster(aws_endpoint, aws_account):
+    eks = make_client(aws_endpoint, "eks")
+
+    def _make(authentication_mode="API_AND_CONFIG_MAP"):
+        name = f"unit-{uuid.uuid4().hex[:10]}"
+        eks.create_cluster(
+            name=name,
+            version="1.33",
+            roleArn=aws_account["cluster_role"],
+            resourcesVpcConfig={"subnetIds": aws_account["subnet_ids"]},
+            accessConfig={"authenticationMode": authentication_mode},
+        )
+        return name
+
+    return _make
+
+
+@pytest.fixture
+def cluster(make_cluster):
+    return make_cluster()
