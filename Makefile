@@ -58,9 +58,7 @@ lab-inject: $(STAMP) ## inject an event: make lab-inject EVENT=spot-interruption
 # -- demo and tests -----------------------------------------------------------------------------
 .PHONY: demo
 demo: lab-up ## build what is needed, start the lab, converge site.yml on it, print a summary
-	@if [ -f playbooks/site.yml ]; then \
-	  $(VENV)/bin/ansible-playbook -i inventories/lab playbooks/site.yml; \
-	fi
+	@$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/site.yml
 	@$(LABCTL) status
 
 .PHONY: lint

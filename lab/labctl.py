@@ -445,7 +445,6 @@ def write_inventory(facts, bins):
         "karpenter_chart_ref": str(karpenter_dir(bins) / "chart"),
         "karpenter_version": "",
         "karpenter_helm_binary": str(bins / "helm"),
-        "karpenter_controller_role_arn": f"arn:aws:iam::{facts['account_id']}:role/KarpenterControllerRole-{facts['cluster_name']}",
         # The kwok chart takes the image of the kwok provider; kwok simulates its pods, the lab runs the controller.
         "karpenter_extra_values": {"controller": {"image": {"repository": "registry.k8s.io/karpenter/kwok-controller", "tag": "v1.14.1"}}},
         "nodepools_default_node_class_kind": "KWOKNodeClass",

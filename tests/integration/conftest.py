@@ -28,6 +28,9 @@ def run_labctl(*args, env=None, check=True, timeout=600):
 
 @pytest.fixture(scope="session")
 def lab():
+    # A fresh lab every session: the tests check what a first run changes, so nothing left over from
+    # `make demo` or an earlier session may be there.
+    run_labctl("down")
     run_labctl("up")
     return labctl
 

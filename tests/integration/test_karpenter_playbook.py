@@ -34,19 +34,55 @@ def releases(lab_env):
 def converged(lab):
     yield
     # Cleanup in the order teardown uses: NodePools (Karpenter drains their nodes) before the controller.
-    playbook(extra={"nodepools_state": "absent", "karpenter_state": "absent"}, check=False)
+    playbook(extra={"nodepools_state": "absent", "karpenter_state": "absent", "aws_auth_state": "absent",
+                    "tagging_state": "absent", "iam_state": "absent"}, check=False)
 
 
-def test_check_mode_on_a_fresh_lab_changes_nothing(lab, lab_env, kube_json, converged):
+def aws_snapshot(aws):
+    """What the playbook may change on the AWS side: roles, their policies, discovery tags, access entries."""
+    iam, ec2, eks = aws("iam"), aws("ec2"), aws("eks")
+    roles = sorted(r["RoleName"] for r in iam.list_roles()["Roles"])
+    tagged = sorted(t["ResourceId"] for t in ec2.describe_tags(Filters=[{"Name": "key", "Values": ["karpenter.sh/discovery"]}])["Tags"])
+    entries = eks.list_access_entries(clusterName="eksworkshop")["accessEntries"]
+    return roles, tagged, entries
+
+
+def test_check_mode_on_a_fresh_lab_changes_nothing(lab, lab_env, kube_json, aws, converged):
     assert "karpenter" not in releases(lab_env)
+    before = aws_snapshot(aws)
     result = playbook("--check", "--diff")
     assert changed(result) > 0
     assert "karpenter" not in releases(lab_env)
     assert kube_json("nodepools")["items"] == []
+    assert aws_snapshot(aws) == before
 
 
-def test_apply_then_idempotent_check_and_apply(lab_env, kube_json, converged):
+def test_apply_then_idempotent_check_and_apply(lab_env, kube_json, aws, converged):
     assert changed(playbook()) > 0
+    iam, ec2, eks = aws("iam"), aws("ec2"), aws("eks")
+    node_role = iam.get_role(RoleName="KarpenterNodeRole-eksworkshop")["Role"]
+    assert node_role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attached = {p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="KarpenterNodeRole-eksworkshop")["AttachedPolicies"]}
+    assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"}
+    trust = iam.get_role(RoleName="KarpenterControllerRole-eksworkshop")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+    issuer = eks.describe_cluster(name="eksworkshop")["cluster"]["identity"]["oidc"]["issuer"].removeprefix("https://")
+    assert trust["Principal"]["Federated"].endswith(f":oidc-provider/{issuer}")
+    assert trust["Condition"]["StringEquals"][f"{issuer}:sub"] == "system:serviceaccount:karpenter:karpenter"
+    policy = iam.get_role_policy(RoleName="KarpenterControllerRole-eksworkshop", PolicyName="KarpenterControllerPolicy-eksworkshop")["PolicyDocument"]
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["AllowPassingInstanceRole"]["Resource"] == node_role["Arn"]
+    assert statements["AllowInterruptionQueueActions"]["Resource"] == "arn:aws:sqs:ap-southeast-1:123456789012:eksworkshop"
+    for statement in policy["Statement"]:
+        mutating = [a for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+                    if a.split(":")[1].startswith(("Run", "Create", "Terminate", "Delete"))]
+        if mutating and statement["Resource"] == "*":
+            raise AssertionError(f"{statement['Sid']} allows {mutating} on every resource")
+    cluster = eks.describe_cluster(name="eksworkshop")["cluster"]
+    nodegroup = eks.describe_nodegroup(clusterName="eksworkshop", nodegroupName="ng-ondemand")["nodegroup"]
+    _, tagged, entries = aws_snapshot(aws)
+    assert tagged == sorted(nodegroup["subnets"] + [cluster["resourcesVpcConfig"]["clusterSecurityGroupId"]])
+    assert entries == [node_role["Arn"]]
+    assert eks.describe_access_entry(clusterName="eksworkshop", principalArn=node_role["Arn"])["accessEntry"]["type"] == "EC2_LINUX"
     assert "karpenter" in releases(lab_env)
     pool = kube_json("nodepool", "default")
     assert {c["type"]: c["status"] for c in pool["status"]["conditions"]}["Ready"] == "True"
@@ -116,3 +152,46 @@ def test_tutorial_scale_out_adds_spot_nodes_and_scale_in_consolidates(kubectl, k
                    lambda: not kube_json("nodes", "-l", "karpenter.sh/nodepool=default")["items"], 240, interval=5)
     finally:
         kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False, timeout=150)
+
+
+EKSCTL_AWS_AUTH = """- groups:
+  - system:bootstrappers
+  - system:nodes
+  rolearn: arn:aws:iam::123456789012:role/eksctl-eksworkshop-nodegroup-ng-ondemand-NodeInstanceRole
+  username: system:node:{{EC2PrivateDNSName}}
+"""
+
+
+def _aws_auth(kubectl, map_roles):
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+                 "data": {"mapRoles": map_roles, "mapUsers": "[]\n"}}
+    kubectl("apply", "-f", "-", stdin=json.dumps(configmap))
+
+
+def test_aws_auth_configmap_mode_merges_keeps_and_refuses(kubectl, kube_json, converged):
+    import yaml
+
+    _aws_auth(kubectl, EKSCTL_AWS_AUTH)
+    try:
+        assert changed(playbook("--tags", "aws_auth", extra={"aws_auth_mode": "configmap"})) == 1
+        data = kube_json("configmap", "aws-auth", "-n", "kube-system")["data"]
+        entries = yaml.safe_load(data["mapRoles"])
+        assert [e["rolearn"].rsplit("/", 1)[1] for e in entries] == ["eksctl-eksworkshop-nodegroup-ng-ondemand-NodeInstanceRole", "KarpenterNodeRole-eksworkshop"]
+        assert entries[1]["username"] == "system:node:{{EC2PrivateDNSName}}"
+        assert data["mapUsers"] == "[]\n"
+        assert changed(playbook("--tags", "aws_auth", extra={"aws_auth_mode": "configmap"})) == 0
+        broken = "- groups: [system:nodes\n  rolearn: oops"
+        _aws_auth(kubectl, broken)
+        result = playbook("--tags", "aws_auth", extra={"aws_auth_mode": "configmap"}, check=False)
+        assert result.returncode != 0 and "kube-system/aws-auth data.mapRoles is not valid YAML" in result.stdout
+        assert kube_json("configmap", "aws-auth", "-n", "kube-system")["data"]["mapRoles"] == broken
+    finally:
+        kubectl("delete", "configmap", "aws-auth", "-n", "kube-system", check=False)
+
+
+def test_unknown_aws_auth_mode_fails_before_any_change(aws, converged):
+    before = aws_snapshot(aws)
+    result = playbook(extra={"aws_auth_mode": "sideways", "iam_node_role_name": "SomethingNew"}, check=False)
+    assert result.returncode != 0
+    assert "value of aws_auth_mode must be one of: auto, configmap, access_entry, got: sideways" in result.stdout
+    assert aws_snapshot(aws) == before
