@@ -14,7 +14,7 @@ Every function takes a client made the amazon.aws way, wrapped for retries:
     client = module.client("eks", retry_decorator=AWSRetry.jittered_backoff())
 
 so that calls made with ``aws_retry=True`` are retried on throttling. Failures are raised as
-``EksAccessError`` (an ``AnsibleAWSError``); a module hands it to ``module.fail_json_aws_error``.
+``EksAccessError`` (eks_cluster's ``EksClusterError``, an ``AnsibleAWSError``); a module hands it to ``module.fail_json_aws_error``.
 
 ``ensure_*`` functions return ``(changed, state)``: ``state`` is the API object after the run
 (``None`` when absent). In check mode nothing is changed and ``state`` is the object as it would
@@ -27,10 +27,14 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
-from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+# One error type and one cluster lookup for all of the collection's EKS module_utils.
+from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import EksClusterError as EksAccessError
+from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import _cluster_not_found
+from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import _EksErrorHandler
+from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import describe_cluster
 
 ACCESS_ENTRY_TYPES = ("STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX")
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
@@ -52,18 +56,6 @@ SERVICE_ACCOUNT_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
 
 # Tells "the caller did not pass the current state" apart from "the resource does not exist" (None).
 _UNSET = object()
-
-
-class EksAccessError(AnsibleAWSError):
-    """Any failure of this module_utils; ``exception`` holds the botocore error when there is one."""
-
-
-class _EksErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = EksAccessError
-
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("ResourceNotFoundException")
 
 
 # -- validation -------------------------------------------------------------------------------------
@@ -137,10 +129,6 @@ def _apply_tag_changes(current_tags, to_set, to_unset):
     return merged
 
 
-def _region(client):
-    return getattr(getattr(client, "meta", None), "region_name", None) or "the configured region"
-
-
 def _unique(items):
     # EKS treats groups as a set; keep the caller's order but drop repeats.
     seen = []
@@ -157,17 +145,6 @@ def _update_tags(client, resource_arn, to_set, to_unset):
     if to_set:
         client.tag_resource(resourceArn=resource_arn, tags=to_set, aws_retry=True)
 
-
-def _cluster_not_found(client, cluster_name, error):
-    return EksAccessError(message=f"EKS cluster {cluster_name!r} does not exist in {_region(client)}", exception=error)
-
-
-@_EksErrorHandler.common_error_handler("describe EKS cluster")
-def describe_cluster(client, cluster_name):
-    try:
-        return client.describe_cluster(name=cluster_name, aws_retry=True)["cluster"]
-    except is_boto3_error_code("ResourceNotFoundException") as e:
-        raise _cluster_not_found(client, cluster_name, e) from e
 
 
 def to_result(state):

@@ -42,7 +42,8 @@ NODEGROUP_VERBATIM_KEYS = ("tags", "labels")
 
 
 class EksClusterError(AnsibleAWSError):
-    """Any failure of this module_utils; ``exception`` holds the botocore error when there is one."""
+    """Any failure of the collection's EKS module_utils (eks_access uses it too); ``exception`` holds
+    the botocore error when there is one."""
 
 
 class _EksErrorHandler(AWSErrorHandler):
@@ -73,8 +74,8 @@ def _cluster_not_found(client, cluster_name, error):
 @_EksErrorHandler.common_error_handler("describe EKS cluster")
 def describe_cluster(client, cluster_name):
     """The cluster as DescribeCluster returns it (camelCase). A missing cluster is an error, not None:
-    every caller needs the cluster, and an empty answer would hide a wrong name or region."""
-    validate_cluster_name(cluster_name)
+    every caller needs the cluster, and an empty answer would hide a wrong name or region.
+    Callers validate the name first, under the name of their own option."""
     try:
         return client.describe_cluster(name=cluster_name, aws_retry=True)["cluster"]
     except is_boto3_error_code("ResourceNotFoundException") as e:
@@ -175,6 +176,7 @@ def get_cluster_info(client, cluster_name, nodegroups=True, page_size=None):
     The cluster is read first so a missing one fails as such before any nodegroup call.
     ``page_size`` only exists so that tests can force ListNodegroups onto several pages.
     """
+    validate_cluster_name(cluster_name)
     cluster = describe_cluster(client, cluster_name)
     described = describe_nodegroups(client, cluster_name, page_size=page_size) if nodegroups else None
     return cluster_facts(cluster, described)
