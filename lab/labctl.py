@@ -546,6 +546,12 @@ def cmd_up(_args):
 
 def cmd_down(_args):
     stop_process("karpenter")
+    # Keep the components' logs: a failed lab-up is diagnosed from them after the cleanup.
+    kwok_logs = kwok_cluster_dir() / "logs"
+    if kwok_logs.is_dir():
+        LOGS.mkdir(parents=True, exist_ok=True)
+        for component_log in kwok_logs.glob("*.log"):
+            shutil.copyfile(component_log, LOGS / f"kwok-{component_log.name}")
     if kwok_cluster_dir().exists() and bin_dir(build=False):
         kwokctl("delete", "cluster", timeout=120, check=False)
     stop_process("aws")

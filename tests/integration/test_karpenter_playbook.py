@@ -195,3 +195,22 @@ def test_unknown_aws_auth_mode_fails_before_any_change(aws, converged):
     assert result.returncode != 0
     assert "value of aws_auth_mode must be one of: auto, configmap, access_entry, got: sideways" in result.stdout
     assert aws_snapshot(aws) == before
+
+
+def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(aws, kube_json, converged):
+    extra = {"iam_controller_identity": "pod_identity", "karpenter_identity_mode": "pod_identity"}
+    try:
+        playbook("--tags", "iam,karpenter", extra=extra)
+        trust = aws("iam").get_role(RoleName="KarpenterControllerRole-eksworkshop")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+        assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        assert sorted(trust["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+        (association,) = aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"]
+        assert association["serviceAccount"] == "karpenter"
+        described = aws("eks").describe_pod_identity_association(clusterName="eksworkshop", associationId=association["associationId"])
+        assert described["association"]["roleArn"].endswith(":role/KarpenterControllerRole-eksworkshop")
+        annotations = kube_json("serviceaccount", "karpenter", "-n", "karpenter")["metadata"].get("annotations") or {}
+        assert "eks.amazonaws.com/role-arn" not in annotations
+        assert changed(playbook("--tags", "iam,karpenter", extra=extra)) == 0
+    finally:
+        playbook("--tags", "iam", extra={**extra, "iam_state": "absent"}, check=False)
+    assert aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"] == []

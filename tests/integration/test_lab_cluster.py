@@ -120,6 +120,13 @@ def test_karpenter_adds_nodes_for_pods_that_do_not_fit(kubectl, kube_json, names
             assert labels["karpenter.sh/capacity-type"] == "spot"
             assert labels["node.kubernetes.io/instance-type"] in {"m6g.xlarge", "r6g.xlarge", "c6g.2xlarge"}
             assert labels["intent"] == "apps"
+        # metrics-server must see Karpenter's nodes too (kwok gives each its metrics path).
+        names = {n["metadata"]["name"] for n in karpenter_nodes}
+        wait_until(
+            "node metrics for Karpenter's nodes",
+            lambda: names <= {i["metadata"]["name"] for i in json.loads(kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").stdout)["items"]} or None,
+            60,
+        )
     finally:
         kubectl("delete", "deployment", "inflate", "-n", namespace, "--wait=true", check=False)
         kubectl("delete", "nodepool", "labtest", "--wait=true", "--timeout=90s", check=False, timeout=120)
