@@ -12,9 +12,10 @@ short_description: Count nodes by capacity type, whoever launched them
 version_added: 0.1.0
 author: Karpenter HPA EKS contributors (!UNKNOWN)
 description:
-  - Karpenter labels its nodes C(karpenter.sh/capacity-type) (C(spot), C(on-demand)); EKS managed
+  - >-
+    Karpenter labels its nodes C(karpenter.sh/capacity-type) (C(spot), C(on-demand)); EKS managed
     nodegroups label theirs C(eks.amazonaws.com/capacityType) (C(SPOT), C(ON_DEMAND)). Returns one count
-    per capacity type and origin, e.g. C({"karpenter spot": 2, "nodegroup on-demand": 3}).
+    per capacity type and origin, for example C(karpenter spot) 2 and C(nodegroup on-demand) 3.
 options:
   _input:
     description: Node objects, as kubernetes.core.k8s_info returns them.
