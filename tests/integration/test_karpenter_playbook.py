@@ -35,7 +35,7 @@ def converged(lab):
     yield
     # Cleanup in the order teardown uses: NodePools (Karpenter drains their nodes) before the controller.
     playbook(extra={"nodepools_state": "absent", "karpenter_state": "absent", "aws_auth_state": "absent",
-                    "tagging_state": "absent", "iam_state": "absent"}, check=False)
+                    "interruption_queue_state": "absent", "tagging_state": "absent", "iam_state": "absent"}, check=False)
 
 
 def aws_snapshot(aws):
@@ -44,7 +44,9 @@ def aws_snapshot(aws):
     roles = sorted(r["RoleName"] for r in iam.list_roles()["Roles"])
     tagged = sorted(t["ResourceId"] for t in ec2.describe_tags(Filters=[{"Name": "key", "Values": ["karpenter.sh/discovery"]}])["Tags"])
     entries = eks.list_access_entries(clusterName="eksworkshop")["accessEntries"]
-    return roles, tagged, entries
+    queues = aws("sqs").list_queues().get("QueueUrls", [])
+    rules = sorted(r["Name"] for r in aws("events").list_rules()["Rules"])
+    return roles, tagged, entries, queues, rules
 
 
 def test_check_mode_on_a_fresh_lab_changes_nothing(lab, lab_env, kube_json, aws, converged):
@@ -79,7 +81,7 @@ def test_apply_then_idempotent_check_and_apply(lab_env, kube_json, aws, converge
             raise AssertionError(f"{statement['Sid']} allows {mutating} on every resource")
     cluster = eks.describe_cluster(name="eksworkshop")["cluster"]
     nodegroup = eks.describe_nodegroup(clusterName="eksworkshop", nodegroupName="ng-ondemand")["nodegroup"]
-    _, tagged, entries = aws_snapshot(aws)
+    _, tagged, entries, _, _ = aws_snapshot(aws)
     assert tagged == sorted(nodegroup["subnets"] + [cluster["resourcesVpcConfig"]["clusterSecurityGroupId"]])
     assert entries == [node_role["Arn"]]
     assert eks.describe_access_entry(clusterName="eksworkshop", principalArn=node_role["Arn"])["accessEntry"]["type"] == "EC2_LINUX"
@@ -214,3 +216,34 @@ def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(aws, kube_
     finally:
         playbook("--tags", "iam", extra={**extra, "iam_state": "absent"}, check=False)
     assert aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"] == []
+
+
+def test_interruption_queue_is_encrypted_tls_only_and_fed_by_the_four_rules(lab, aws, kube_json, converged):
+    sqs, events_client = aws("sqs"), aws("events")
+    url = sqs.get_queue_url(QueueName="eksworkshop")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["MessageRetentionPeriod"] == "300"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    policy = json.loads(attributes["Policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert sorted(statements["AllowEventBridgeAndSQS"]["Principal"]["Service"]) == ["events.amazonaws.com", "sqs.amazonaws.com"]
+    assert statements["DenyHTTP"]["Effect"] == "Deny" and statements["DenyHTTP"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    rules = {r["Name"]: json.loads(r["EventPattern"]) for r in events_client.list_rules(NamePrefix="Karpenter-eksworkshop-")["Rules"]}
+    assert sorted(rules) == [f"Karpenter-eksworkshop-{s}" for s in ("InstanceStateChange", "Rebalance", "ScheduledChange", "SpotInterruption")]
+    for name in rules:
+        (target,) = events_client.list_targets_by_rule(Rule=name)["Targets"]
+        assert target["Arn"] == attributes["QueueArn"]
+    # An EC2 spot warning, delivered the way AWS does, reaches the queue Karpenter reads.
+    node = kube_json("nodes", "-l", "eks.amazonaws.com/nodegroup=ng-ondemand")["items"][0]
+    from lab import events
+
+    events.inject(lab.AWS_ENDPOINT, "spot-interruption", instance_id=node["spec"]["providerID"].rsplit("/", 1)[-1])
+    bodies = []
+
+    def received():
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return any(b["detail-type"] == "EC2 Spot Instance Interruption Warning" for b in bodies)
+
+    wait_until("the spot warning in the interruption queue", received, 15, interval=0)
