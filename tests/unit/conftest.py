@@ -108,3 +108,26 @@ def make_cluster(aws_endpoint, aws_account):
 @pytest.fixture
 def cluster(make_cluster):
     return make_cluster()
+
+
+class RecordingClient:
+    """A client as our modules get it (retrying wrapper), plus the operations it sent and their
+    parameters, so tests can assert that check mode or an idempotent run made no mutating call."""
+
+    READ_ONLY = ("Get", "List", "Describe")
+
+    def __init__(self, endpoint, service):
+        from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
+
+        raw = make_client(endpoint, service)
+        self.calls = []
+        self.params = []
+        raw.meta.events.register(f"provide-client-params.{service}", self._record)
+        self.client = RetryingBotoClientWrapper(raw, AWSRetry.jittered_backoff())
+
+    def _record(self, params, model, **_):
+        self.calls.append(model.name)
+        self.params.append((model.name, dict(params)))
+
+    def mutating_calls(self):
+        return [name for name in self.calls if not name.startswith(self.READ_ONLY)]

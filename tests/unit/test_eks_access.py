@@ -9,37 +9,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from botocore.exceptions import ClientError
 
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_access
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_access import EksAccessError
 
-from .conftest import COLLECTIONS, make_client
+from .conftest import COLLECTIONS, RecordingClient, make_client
 
-MUTATING = ("Create", "Update", "Delete", "TagResource", "UntagResource", "Associate", "Disassociate")
 MODULES_DIR = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "plugins" / "modules"
-
-
-class RecordingClient:
-    """An EKS client as the modules get it, plus the names of the operations it sent."""
-
-    def __init__(self, endpoint):
-        raw = make_client(endpoint, "eks")
-        self.calls = []
-        raw.meta.events.register("before-call.eks", self._record)
-        self.client = RetryingBotoClientWrapper(raw, AWSRetry.jittered_backoff())
-
-    def _record(self, model, **_):
-        self.calls.append(model.name)
-
-    def mutating_calls(self):
-        return [name for name in self.calls if name.startswith(MUTATING)]
 
 
 @pytest.fixture
 def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint)
+    return RecordingClient(aws_endpoint, "eks")
 
 
 @pytest.fixture

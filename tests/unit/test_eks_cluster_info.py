@@ -13,8 +13,8 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_cluster
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import EksClusterError
 
-from .conftest import REGION, make_client
-from .test_eks_access import MODULES_DIR, RecordingClient
+from .conftest import REGION, RecordingClient, make_client
+from .test_eks_access import MODULES_DIR
 
 # The ansible-playbook fixtures are shared rather than copied so the two playbook tests cannot
 # drift apart in how they isolate ansible-playbook from the environment.
@@ -23,7 +23,7 @@ from .test_eks_access_playbook import connection, run_module, run_play  # noqa: 
 
 @pytest.fixture
 def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint)
+    return RecordingClient(aws_endpoint, "eks")
 
 
 @pytest.fixture

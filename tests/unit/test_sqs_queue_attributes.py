@@ -15,13 +15,12 @@ import uuid
 
 import pytest
 import yaml
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from botocore.exceptions import ClientError
 
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_attributes
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.sqs_attributes import SqsAttributesError
 
-from .conftest import COLLECTIONS, REGION, make_client
+from .conftest import COLLECTIONS, REGION, RecordingClient, make_client
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401
@@ -31,28 +30,14 @@ COLLECTION_DIR = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core
 MODULE_PATH = COLLECTION_DIR / "plugins" / "modules" / f"{MODULE}.py"
 
 
-class RecordingClient:
-    """An SQS client as the module gets it, plus the operations (and their Attributes) it sent."""
-
-    def __init__(self, endpoint):
-        raw = make_client(endpoint, "sqs")
-        self.calls = []
-        self.sent = []
-        raw.meta.events.register("provide-client-params.sqs", self._record)
-        self.client = RetryingBotoClientWrapper(raw, AWSRetry.jittered_backoff())
-
-    def _record(self, params, model, **_):
-        self.calls.append(model.name)
-        if model.name == "SetQueueAttributes":
-            self.sent.append(dict(params["Attributes"]))
-
-    def mutating_calls(self):
-        return [name for name in self.calls if not name.startswith(("Get", "List"))]
+def sent_attributes(recorder):
+    """The Attributes of every SetQueueAttributes call the recorder saw."""
+    return [dict(params["Attributes"]) for name, params in recorder.params if name == "SetQueueAttributes"]
 
 
 @pytest.fixture
 def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint)
+    return RecordingClient(aws_endpoint, "sqs")
 
 
 @pytest.fixture
@@ -216,7 +201,7 @@ def test_sse_retention_and_policy_are_set_then_idempotent(recorder, client, raw_
     assert server["MessageRetentionPeriod"] == "300"
     assert json.loads(server["Policy"]) == policy_for(arn_of(name))
     assert recorder.calls == ["GetQueueUrl", "GetQueueAttributes", "SetQueueAttributes"]
-    assert recorder.sent == [
+    assert sent_attributes(recorder) == [
         {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": "300", "Policy": json.dumps(policy_for(arn_of(name)), separators=(",", ":"))}
     ]
     assert state["queue_url"] == url and state["queue_arn"] == arn_of(name)
@@ -270,7 +255,7 @@ def test_only_differing_attributes_are_sent(recorder, client, raw_sqs, make_queu
         client, name, {"MessageRetentionPeriod": 300, "VisibilityTimeout": "60", "SqsManagedSseEnabled": True, "DelaySeconds": 5}
     )
     assert changed is True
-    assert recorder.sent == [{"SqsManagedSseEnabled": "true", "DelaySeconds": "5"}]
+    assert sent_attributes(recorder) == [{"SqsManagedSseEnabled": "true", "DelaySeconds": "5"}]
     server = server_attributes(raw_sqs, url)
     assert (server["SqsManagedSseEnabled"], server["DelaySeconds"], server["MessageRetentionPeriod"]) == ("true", "5", "300")
     assert state["attributes"] == sqs_attributes.normalise_queue_attributes(server)
@@ -342,10 +327,10 @@ def test_redrive_policy_with_a_string_count_is_idempotent(recorder, client, raw_
 def test_empty_string_removes_a_policy(recorder, client, raw_sqs, make_queue):
     name, url = make_queue()
     sqs_attributes.ensure_queue_attributes(client, name, {"Policy": policy_for(arn_of(name))})
-    recorder.sent.clear()
+    recorder.params.clear()
     changed, state = sqs_attributes.ensure_queue_attributes(client, name, {"Policy": ""})
     assert changed is True
-    assert recorder.sent == [{"Policy": ""}]
+    assert sent_attributes(recorder) == [{"Policy": ""}]
     assert "Policy" not in server_attributes(raw_sqs, url)
     assert "Policy" not in state["attributes"]
     for cleared in ("", None):
