@@ -435,13 +435,9 @@ def write_inventory(facts, bins):
         "aws_access_key": "testing",
         "aws_secret_key": "testing",
         "k8s_kubeconfig": str(KUBECONFIG),
-        "helm_binary": str(bins / "helm"),
         "eks_cluster_name": facts["cluster_name"],
-        # The lab's Karpenter is the kwok provider: its node class and well-known label differ from AWS's.
-        "lab_karpenter_nodeclass": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "default"},
-        "lab_karpenter_chart_dir": str(karpenter_dir(bins) / "chart"),
-        "lab_instance_size_label": "karpenter.kwok.sh/instance-size",
-        # Role overrides: what differs between the lab and EKS, and nothing else.
+        # Role overrides: what differs between the lab and EKS, and nothing else. The lab's Karpenter
+        # is the kwok provider: its chart, node class and instance-size label are not AWS's.
         "karpenter_chart_ref": str(karpenter_dir(bins) / "chart"),
         "karpenter_version": "",
         "karpenter_helm_binary": str(bins / "helm"),
