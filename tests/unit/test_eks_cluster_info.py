@@ -20,6 +20,20 @@ from .test_eks_access import MODULES_DIR
 # drift apart in how they isolate ansible-playbook from the environment.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401
 
+# Every key the module documents in RETURN, and so returns.
+RETURNED_KEYS = {
+    "cluster",
+    "oidc_issuer",
+    "oidc_provider",
+    "cluster_security_group_id",
+    "vpc_id",
+    "authentication_mode",
+    "partition",
+    "account_id",
+    "nodegroups",
+    "nodegroup_subnet_ids",
+}
+
 
 @pytest.fixture
 def recorder(aws_endpoint):
@@ -210,18 +224,7 @@ def test_module_documentation_is_valid_yaml():
     assert set(documentation["options"]) == {"name", "nodegroups"}
     assert isinstance(yaml.safe_load(blocks["EXAMPLES"]), list)
     returned = yaml.safe_load(blocks["RETURN"])
-    assert set(returned) == {
-        "cluster",
-        "oidc_issuer",
-        "oidc_provider",
-        "cluster_security_group_id",
-        "vpc_id",
-        "authentication_mode",
-        "partition",
-        "account_id",
-        "nodegroups",
-        "nodegroup_subnet_ids",
-    }
+    assert set(returned) == RETURNED_KEYS
 
 
 def test_module_makes_no_api_calls_itself():
@@ -241,19 +244,7 @@ def test_module_is_in_the_aws_action_group():
 
 
 # -- through ansible-playbook -------------------------------------------------------------------------------
-EXPECTED_KEYS = {
-    "changed",
-    "cluster",
-    "oidc_issuer",
-    "oidc_provider",
-    "cluster_security_group_id",
-    "vpc_id",
-    "authentication_mode",
-    "partition",
-    "account_id",
-    "nodegroups",
-    "nodegroup_subnet_ids",
-}
+EXPECTED_KEYS = RETURNED_KEYS | {"changed"}
 
 
 @pytest.mark.parametrize("check", [True, False], ids=["check-mode", "normal"])
