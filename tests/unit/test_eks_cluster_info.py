@@ -227,22 +227,6 @@ def test_module_documentation_is_valid_yaml():
     assert set(returned) == RETURNED_KEYS
 
 
-def test_module_makes_no_api_calls_itself():
-    tree = _module_tree()
-    assert [node.name for node in tree.body if isinstance(node, ast.FunctionDef)] == ["main"]
-    client_uses = [
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "client"
-    ]
-    assert client_uses == []
-
-
-def test_module_is_in_the_aws_action_group():
-    runtime = yaml.safe_load((MODULES_DIR.parents[1] / "meta" / "runtime.yml").read_text())
-    assert "eks_cluster_info" in runtime["action_groups"]["aws"]
-
-
 # -- through ansible-playbook -------------------------------------------------------------------------------
 EXPECTED_KEYS = RETURNED_KEYS | {"changed"}
 

@@ -1,4 +1,5 @@
-"""Every plugin of the in-repo collection carries DOCUMENTATION, EXAMPLES and RETURN that parse as YAML."""
+"""Every plugin of the in-repo collection carries DOCUMENTATION, EXAMPLES and RETURN that parse as YAML;
+every module is thin (main only, API calls in module_utils) and in the `aws` action group."""
 import ast
 from pathlib import Path
 
@@ -21,3 +22,24 @@ def test_documentation_blocks_parse(path):
     assert documentation.get("short_description") and documentation.get("description")
     assert yaml.safe_load(blocks["EXAMPLES"])
     yaml.safe_load(blocks["RETURN"])
+
+
+MODULES = [p for p in FILES if p.parent.name == "modules"]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_is_thin(path):
+    tree = ast.parse(path.read_text())
+    assert [node.name for node in tree.body if isinstance(node, ast.FunctionDef)] == ["main"]
+    client_uses = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "client"
+    ]
+    assert client_uses == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_is_in_the_aws_action_group(path):
+    runtime = yaml.safe_load((PLUGINS.parent / "meta" / "runtime.yml").read_text())
+    assert path.stem in runtime["action_groups"]["aws"]

@@ -399,22 +399,6 @@ def test_module_documentation_is_valid_yaml():
     assert set(yaml.safe_load(blocks["RETURN"])) == {"queue_url", "queue_arn", "attributes", "diff"}
 
 
-def test_module_makes_no_api_calls_itself():
-    tree = ast.parse(MODULE_PATH.read_text())
-    assert [node.name for node in tree.body if isinstance(node, ast.FunctionDef)] == ["main"]
-    client_uses = [
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "client"
-    ]
-    assert client_uses == []
-
-
-def test_module_is_in_the_aws_action_group():
-    runtime = yaml.safe_load((COLLECTION_DIR / "meta" / "runtime.yml").read_text())
-    assert MODULE in runtime["action_groups"]["aws"]
-
-
 # -- end to end through ansible-playbook ----------------------------------------------------------------------
 def test_sqs_queue_attributes_module(run_module, raw_sqs, make_queue):
     """--check, apply, --check again, apply again: only the apply changes the queue, and only once."""
