@@ -1,4 +1,4 @@
-"""The lab's AWS server: moto's server, plus the EKS APIs moto lacks.
+"""The lab's AWS server: moto's server, plus the EKS and AWS Budgets APIs moto lacks.
 
 moto emulates EKS clusters and nodegroups but not EKS access entries, pod identity associations,
 a cluster's `accessConfig` or the cluster security group EKS creates. The roles of this project
@@ -20,8 +20,12 @@ reference documents:
   UpdateClusterConfig accepts `accessConfig.authenticationMode` (only towards more API modes,
   as EKS allows).
 
+The Budgets additions (UpdateBudget, UpdateNotification, the subscriber operations and
+NotFoundException for a missing budget) are in lab/aws_budgets.py; install_extensions() installs
+both.
+
 Run as `python -m lab.aws_server --port N`. Nothing here is a test double: the requests go
-through moto's real routing, parsing and serialisation of the botocore EKS model.
+through moto's real routing, parsing and serialisation of the botocore EKS and Budgets models.
 """
 import argparse
 import datetime
@@ -41,6 +45,8 @@ from moto.eks.exceptions import (
 )
 from moto.eks.models import EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
+
+from lab import aws_budgets
 
 AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 # EKS only lets a cluster move towards API: CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
@@ -389,7 +395,7 @@ def list_pod_identity_associations(self):
 
 
 # -- tags on the resources above ----------------------------------------------------------------------
-# Captured at import, before install_eks_extension() replaces them, so a second install cannot make
+# Captured at import, before install_extensions() replaces them, so a second install cannot make
 # the fallbacks call themselves.
 _original_tag_resource = EKSResponse.tag_resource
 _original_untag_resource = EKSResponse.untag_resource
@@ -460,12 +466,14 @@ EXTRA_ACTIONS = {
 }
 
 
-def install_eks_extension():
-    """Register the extra EKS operations with moto. Must run before the server routes a request."""
+def install_extensions():
+    """Register the extra EKS and Budgets operations with moto. Must run before the server routes a
+    request; running it again changes nothing."""
     for name, function in EXTRA_ACTIONS.items():
         setattr(EKSResponse, name, function)
     for path in EXTRA_URL_PATHS:
         eks_urls.url_paths[path] = eks_urls.response.dispatch
+    aws_budgets.install()
 
 
 def main():
@@ -473,7 +481,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    install_eks_extension()
+    install_extensions()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)

@@ -1,4 +1,4 @@
-"""The lab's AWS server (moto + lab/aws_server.py's EKS additions), in-process, for module_utils tests.
+"""The lab's AWS server (moto + lab/aws_server.py's EKS and Budgets additions), in-process, for module_utils tests.
 
 The server runs on a thread of the pytest process, on a port well away from the lab's 36000-36900,
 so these tests never touch a running lab. Each test gets its own EKS cluster, so tests share the
@@ -46,9 +46,9 @@ def _free_port():
 
 @pytest.fixture(scope="session")
 def aws_endpoint():
-    from lab.aws_server import install_eks_extension
+    from lab.aws_server import install_extensions
 
-    install_eks_extension()
+    install_extensions()
     from moto.server import ThreadedMotoServer
 
     # werkzeug logs every request at INFO; test output only needs failures.

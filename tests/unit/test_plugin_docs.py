@@ -24,6 +24,23 @@ def test_documentation_blocks_parse(path):
     yaml.safe_load(blocks["RETURN"])
 
 
+# Event sources document their options (DOCUMENTATION) and rulebooks (EXAMPLES); they return nothing.
+EVENT_SOURCES = sorted((PLUGINS.parent / "extensions" / "eda" / "plugins" / "event_source").glob("[!_]*.py"))
+
+
+@pytest.mark.parametrize("path", EVENT_SOURCES, ids=lambda p: p.name)
+def test_event_source_documentation_parses(path):
+    blocks = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("DOCUMENTATION", "EXAMPLES")
+    }
+    documentation = yaml.safe_load(blocks["DOCUMENTATION"])
+    assert documentation.get("short_description") and documentation.get("description") and documentation.get("options")
+    assert all(option.get("description") for option in documentation["options"].values())
+    assert all("sources" in rulebook and "rules" in rulebook for rulebook in yaml.safe_load(blocks["EXAMPLES"]))
+
+
 MODULES = [p for p in FILES if p.parent.name == "modules"]
 
 

@@ -1,0 +1,908 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Karpenter HPA EKS contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+short_description: Receive EC2, AWS Health, CloudWatch alarm and AWS Budgets events from Amazon SQS, at least once
+description:
+  - An ansible-rulebook event source that long-polls an Amazon SQS queue and puts one event per
+    message on the rulebook's queue, all in one shape whatever the message carried.
+  - "Bodies understood: EventBridge events (C(aws.ec2) C(EC2 Spot Instance Interruption Warning),
+    C(EC2 Instance Rebalance Recommendation), C(EC2 Instance State-change Notification); C(aws.health)
+    C(AWS Health Event) of category C(scheduledChange) naming instances; C(aws.cloudwatch)
+    C(CloudWatch Alarm State Change)), and SNS notifications (the SNS envelope, or the raw message when
+    the subscription has raw message delivery) holding a CloudWatch alarm (JSON) or an AWS Budgets
+    notification (plain text or JSON). Anything else, including bodies that are not JSON, becomes an
+    event of kind V(unknown); a body never stops the source."
+  - "Every event has these keys, V(null) (or an empty list) where the message does not say:
+    C(sqs) (C(queue_url), C(message_id), C(receipt_handle), C(receive_count), C(sent_timestamp),
+    C(acked_by_source)), C(kind) (V(spot_interruption), V(rebalance_recommendation),
+    V(instance_state_change), V(scheduled_change), V(alarm), V(budget) or V(unknown)), C(source),
+    C(detail_type), C(account), C(region), C(time), C(instance_id), C(instance_ids), C(instance_type),
+    C(instance_action), C(state), C(alarm_name), C(new_state), C(budget_name), C(dedup_key), C(detail)
+    (the EventBridge detail, the alarm or budget notification parsed, or the text) and C(body) (the
+    message body, parsed when it is JSON)."
+  - Delivery is at least once. The source never deletes the message of an event it understood. It keeps
+    the message invisible (C(ChangeMessageVisibilityBatch) every O(heartbeat_interval) seconds) while the
+    event is handled, and whoever handles it deletes it with M(eks_autoscaling.core.sqs_message_ack) and
+    the event's C(sqs.queue_url) and C(sqs.receipt_handle). When a heartbeat finds the message gone, the
+    event counts as handled. An event not handled within O(max_inflight_seconds) has its message made
+    visible again, so SQS delivers it again (and, after the queue's C(maxReceiveCount), moves it to the
+    dead-letter queue of its redrive policy).
+  - Duplicates are coalesced. A message whose C(dedup_key) (V(<kind>:instance:<id>) for EC2 and Health events, with the state for state changes,
+    V(alarm:<name>:<state>), V(budget:<name>)) is that of an event in flight is not emitted. It is kept
+    invisible, and deleted by the source once the event in flight is handled, or made visible again with
+    it when that event times out. Duplicates arriving up to O(dedup_window) seconds after the event was
+    handled are deleted too.
+  - Events of kind V(unknown) are emitted, so that a rule can log them, and their messages deleted by the
+    source right after (O(ack_unknown)); C(sqs.acked_by_source) is V(true) on those events.
+  - SQS errors (throttling, network, a queue that does not exist yet) are logged and retried with
+    exponential backoff; the source only stops when ansible-rulebook cancels it.
+options:
+  queue_name:
+    description:
+      - Name of the queue, looked up with C(GetQueueUrl). One of O(queue_name) and O(queue_url) is required.
+    type: str
+  queue_url:
+    description:
+      - URL of the queue.
+    type: str
+  region:
+    description:
+      - AWS region. Defaults to the region in O(queue_url), then to the environment and the profile.
+    type: str
+    aliases: [aws_region]
+  endpoint_url:
+    description:
+      - URL of the SQS endpoint, for an emulator or a VPC endpoint.
+    type: str
+    aliases: [aws_endpoint_url]
+  aws_access_key_id:
+    description:
+      - AWS access key. Without it, the usual AWS credential chain (environment, profile, instance role) is used.
+    type: str
+    aliases: [access_key, aws_access_key]
+  aws_secret_access_key:
+    description:
+      - AWS secret key.
+    type: str
+    aliases: [secret_key, aws_secret_key]
+  aws_session_token:
+    description:
+      - AWS session token, for temporary credentials.
+    type: str
+    aliases: [session_token]
+  profile:
+    description:
+      - Named AWS profile to take credentials and region from.
+    type: str
+    aliases: [aws_profile]
+  wait_time_seconds:
+    description:
+      - Long-poll time of each C(ReceiveMessage), 0 to 20 seconds.
+    type: int
+    default: 20
+  max_messages:
+    description:
+      - Messages asked for in each C(ReceiveMessage), 1 to 10.
+    type: int
+    default: 10
+  visibility_timeout:
+    description:
+      - Seconds a received message stays invisible, set on receipt and again at each heartbeat.
+      - This is how long a message stays invisible after the source stops (or crashes) without releasing it.
+    type: int
+    default: 30
+  heartbeat_interval:
+    description:
+      - Seconds between heartbeats. Must be shorter than O(visibility_timeout); defaults to a third of it.
+      - It is also how long it can take to notice that an event was handled.
+    type: float
+  max_inflight_seconds:
+    description:
+      - Seconds an event may stay unhandled before its message (and the duplicates held with it) is made
+        visible again for redelivery.
+      - O(max_inflight_seconds) plus O(visibility_timeout) must stay within SQS's 12 hours.
+    type: float
+    default: 600
+  dedup:
+    description:
+      - Coalesce messages with the C(dedup_key) of an event in flight. V(false) emits every message.
+    type: bool
+    default: true
+  dedup_window:
+    description:
+      - Seconds after an event was handled during which messages with its C(dedup_key) are deleted without
+        being emitted. V(0) turns this off.
+    type: float
+    default: 60
+  ack_unknown:
+    description:
+      - Delete the message of an event of kind V(unknown) once it is emitted. With V(false) such messages
+        are delivered at least once like any other.
+    type: bool
+    default: true
+notes:
+  - Uses boto3 in a thread pool, as aiobotocore is not a dependency of this project.
+  - For a rulebook run from a directory, C(ansible-rulebook -S <collection>/extensions/eda/plugins/event_source)
+    with the source named C(sqs_events) also works.
+  - A C(ReceiveMessage) in progress when the source is cancelled finishes in the background, up to
+    O(wait_time_seconds) later; messages it receives become visible again after O(visibility_timeout).
+  - On cancellation, the messages of events in flight are made visible again at once, best effort.
+  - Needs C(sqs:ReceiveMessage), C(sqs:ChangeMessageVisibility), C(sqs:DeleteMessage) and, with
+    O(queue_name), C(sqs:GetQueueUrl).
+"""
+
+EXAMPLES = r"""
+- name: React to EC2 interruptions and cost notifications
+  hosts: localhost
+  sources:
+    - eks_autoscaling.core.sqs_events:
+        queue_name: eksworkshop
+        region: ap-southeast-1
+        visibility_timeout: 60
+        max_inflight_seconds: 900
+  rules:
+    - name: Drain the node of an interrupted spot instance
+      condition: event.kind == "spot_interruption"
+      action:
+        run_playbook:
+          name: playbooks/remediation/spot_interruption.yml
+    - name: Billing alarm
+      condition: event.kind == "alarm" and event.new_state == "ALARM"
+      action:
+        run_playbook:
+          name: playbooks/remediation/cost_alarm.yml
+    - name: Log what the source did not understand (it deletes those messages itself)
+      condition: event.kind == "unknown"
+      action:
+        debug:
+          msg: "Unknown SQS message {{ event.sqs.message_id }}: {{ event.body }}"
+
+# The remediation playbook acknowledges the event once it is handled:
+#
+# - name: Acknowledge the event
+#   eks_autoscaling.core.sqs_message_ack:
+#     queue_url: "{{ ansible_eda.event.sqs.queue_url }}"
+#     receipt_handle: "{{ ansible_eda.event.sqs.receipt_handle }}"
+
+- name: Against the lab's AWS server
+  hosts: localhost
+  sources:
+    - eks_autoscaling.core.sqs_events:
+        queue_url: "{{ lab_aws_endpoint }}/123456789012/eksworkshop"
+        endpoint_url: "{{ lab_aws_endpoint }}"
+        region: ap-southeast-1
+        aws_access_key_id: testing
+        aws_secret_access_key: testing
+        wait_time_seconds: 5
+  rules:
+    - name: Print every event
+      condition: event.kind is defined
+      action:
+        print_event:
+          pretty: true
+"""
+
+import asyncio
+import concurrent.futures
+import functools
+import json
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlparse
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+logger = logging.getLogger("eks_autoscaling.core.sqs_events")
+
+KINDS = (
+    "spot_interruption",
+    "rebalance_recommendation",
+    "instance_state_change",
+    "scheduled_change",
+    "alarm",
+    "budget",
+    "unknown",
+)
+EC2_DETAIL_TYPES = {
+    "EC2 Spot Instance Interruption Warning": "spot_interruption",
+    "EC2 Instance Rebalance Recommendation": "rebalance_recommendation",
+    "EC2 Instance State-change Notification": "instance_state_change",
+}
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
+BUDGET_DETAIL_TYPE = "AWS Budget Notification"
+
+# Backoff after failed SQS calls; module-level so that tests can shorten it.
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+# How long cancellation may spend making in-flight messages visible again.
+RELEASE_ON_CANCEL_TIMEOUT = 5.0
+# SQS's ceiling on the total time a message can be kept invisible.
+MAX_VISIBILITY = 43200
+
+_SQS_URL_HOST_RE = re.compile(r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com")
+_BUDGET_NAME_LINE_RE = re.compile(r"^\s*Budget Name:\s*(?P<name>\S.*?)\s*$", re.MULTILINE)
+_BUDGET_SENTENCE_RE = re.compile(r"associated with your (?P<name>\S+) budget")
+_BUDGET_SUBJECT_RE = re.compile(r"^AWS Budgets:\s*(?P<name>\S+) has exceeded")
+_ACCOUNT_LINE_RE = re.compile(r"^\s*AWS Account\s+(?P<account>\d{12})\s*$", re.MULTILINE)
+_FIELD_LINE_RE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]{1,40}):\s*(?P<value>\S.*?)\s*$", re.MULTILINE)
+
+
+# -- parsing: every body into one event shape, never raising ------------------------------------------
+def _blank_event():
+    return {
+        "kind": "unknown",
+        "source": None,
+        "detail_type": None,
+        "account": None,
+        "region": None,
+        "time": None,
+        "instance_id": None,
+        "instance_ids": [],
+        "instance_type": None,
+        "instance_action": None,
+        "state": None,
+        "alarm_name": None,
+        "new_state": None,
+        "budget_name": None,
+        "dedup_key": None,
+        "detail": None,
+    }
+
+
+def _loads(text):
+    """The JSON document in ``text``, or ``text`` itself when it is not JSON."""
+    if not isinstance(text, (str, bytes)):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _arn_part(arn, index):
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return (parts[index] or None) if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def _instance_ids_from_resources(resources):
+    ids = []
+    for resource in resources if isinstance(resources, list) else []:
+        if isinstance(resource, str):
+            candidate = resource.rsplit("/", 1)[-1] if resource.startswith("arn:") else resource
+            if candidate.startswith("i-") and candidate not in ids:
+                ids.append(candidate)
+    return ids
+
+
+def _set_instances(event, ids):
+    event["instance_ids"] = ids
+    event["instance_id"] = ids[0] if ids else None
+    # A Health event may name several instances; the key covers the set so that a repeat of it coalesces.
+    # The kind (and a state change's state) is part of the key: a "terminated" must not be swallowed by
+    # the spot warning of the same instance, which needs other handling.
+    if ids:
+        qualifier = event["kind"] + (":" + str(event["state"]) if event["kind"] == "instance_state_change" else "")
+        event["dedup_key"] = f"{qualifier}:instance:" + ",".join(sorted(ids))
+    else:
+        event["dedup_key"] = None
+
+
+def _eventbridge_event(doc):
+    event = _blank_event()
+    detail = doc.get("detail") if isinstance(doc.get("detail"), dict) else {}
+    resources = doc.get("resources")
+    event.update(
+        source=doc.get("source"),
+        detail_type=doc.get("detail-type"),
+        account=doc.get("account") or next((_arn_part(r, 4) for r in resources or [] if _arn_part(r, 4)), None),
+        region=doc.get("region"),
+        time=doc.get("time"),
+        detail=doc.get("detail"),
+    )
+    if event["source"] == "aws.ec2" and event["detail_type"] in EC2_DETAIL_TYPES:
+        instance_id = detail.get("instance-id")
+        ids = [instance_id] if isinstance(instance_id, str) and instance_id else _instance_ids_from_resources(resources)
+        if ids:
+            event["kind"] = EC2_DETAIL_TYPES[event["detail_type"]]
+            event["instance_type"] = detail.get("instance-type")
+            event["instance_action"] = detail.get("instance-action")
+            if event["kind"] == "instance_state_change":
+                event["state"] = detail.get("state")
+            _set_instances(event, ids)
+    elif (
+        event["source"] == "aws.health"
+        and event["detail_type"] == "AWS Health Event"
+        and detail.get("eventTypeCategory") == "scheduledChange"
+    ):
+        entities = detail.get("affectedEntities") if isinstance(detail.get("affectedEntities"), list) else []
+        ids = []
+        for entity in entities:
+            value = entity.get("entityValue") if isinstance(entity, dict) else None
+            if isinstance(value, str) and value.startswith("i-") and value not in ids:
+                ids.append(value)
+        ids = ids or _instance_ids_from_resources(resources)
+        if ids:
+            event["kind"] = "scheduled_change"
+            _set_instances(event, ids)
+    elif event["source"] == "aws.cloudwatch" and event["detail_type"] == ALARM_DETAIL_TYPE:
+        state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
+        if isinstance(detail.get("alarmName"), str) and state.get("value"):
+            _set_alarm(event, detail["alarmName"], state["value"])
+    return event
+
+
+def _set_alarm(event, name, state):
+    event.update(kind="alarm", alarm_name=name, new_state=state)
+    # The state is part of the key: an OK must not be swallowed by the ALARM it resolves.
+    event["dedup_key"] = f"alarm:{name}:{state}"
+
+
+def _alarm_notification(doc):
+    event = _blank_event()
+    event.update(
+        source="aws.cloudwatch",
+        detail_type=ALARM_DETAIL_TYPE,
+        account=doc.get("AWSAccountId"),
+        region=_arn_part(doc.get("AlarmArn"), 3),
+        time=doc.get("StateChangeTime"),
+        detail=doc,
+    )
+    _set_alarm(event, doc["AlarmName"], doc["NewStateValue"])
+    return event
+
+
+def _set_budget(event, name):
+    event.update(kind="budget", source="aws.budgets", detail_type=BUDGET_DETAIL_TYPE, budget_name=name)
+    event["dedup_key"] = f"budget:{name}"
+
+
+def _budget_json(doc):
+    event = _blank_event()
+    _set_budget(event, doc.get("budgetName") or doc.get("BudgetName"))
+    event.update(account=doc.get("accountId") or doc.get("AccountId"), detail=doc)
+    return event
+
+
+def _budget_text(text, subject=None):
+    """An AWS Budgets notification as Budgets publishes it to SNS (plain text), or None."""
+    match = _BUDGET_NAME_LINE_RE.search(text) or _BUDGET_SENTENCE_RE.search(text)
+    if not match and isinstance(subject, str):
+        match = _BUDGET_SUBJECT_RE.match(subject)
+    if not match or "budget" not in (text + (subject or "")).lower():
+        return None
+    event = _blank_event()
+    _set_budget(event, match.group("name"))
+    account = _ACCOUNT_LINE_RE.search(text)
+    fields = {m.group("key").strip(): m.group("value") for m in _FIELD_LINE_RE.finditer(text)}
+    event.update(account=account.group("account") if account else None, detail={"text": text, "fields": fields})
+    return event
+
+
+def _is_alarm(doc):
+    return isinstance(doc.get("AlarmName"), str) and isinstance(doc.get("NewStateValue"), str)
+
+
+def _is_budget_json(doc):
+    return isinstance(doc.get("budgetName") or doc.get("BudgetName"), str)
+
+
+def _classify(doc, subject=None):
+    if isinstance(doc, dict):
+        if "detail-type" in doc and "source" in doc:
+            return _eventbridge_event(doc)
+        if _is_alarm(doc):
+            return _alarm_notification(doc)
+        if _is_budget_json(doc):
+            return _budget_json(doc)
+    elif isinstance(doc, str):
+        budget = _budget_text(doc, subject)
+        if budget:
+            return budget
+    event = _blank_event()
+    event["detail"] = doc
+    return event
+
+
+def _is_sns_envelope(doc):
+    return isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str)
+
+
+def parse_body(body):
+    """The event for one SQS message body, without its ``sqs`` key. Never raises."""
+    try:
+        doc = _loads(body)
+        if _is_sns_envelope(doc):
+            event = _classify(_loads(doc["Message"]), subject=doc.get("Subject"))
+            topic = doc.get("TopicArn")
+            event["account"] = event["account"] or _arn_part(topic, 4)
+            event["region"] = event["region"] or _arn_part(topic, 3)
+            event["time"] = event["time"] or doc.get("Timestamp")
+            event["source"] = event["source"] or "aws.sns"
+        else:
+            event = _classify(doc)
+        event["body"] = doc
+        return event
+    except Exception:  # noqa: BLE001 - a body must never stop the source, whatever it holds
+        logger.exception("could not parse an SQS message body; emitting it as kind unknown")
+        event = _blank_event()
+        event["body"] = body
+        return event
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def build_event(message, queue_url):
+    """The event for one message of a ReceiveMessage answer."""
+    attributes = message.get("Attributes") or {}
+    event = {
+        "sqs": {
+            "queue_url": queue_url,
+            "message_id": message.get("MessageId"),
+            "receipt_handle": message.get("ReceiptHandle"),
+            "receive_count": _as_int(attributes.get("ApproximateReceiveCount")),
+            "sent_timestamp": _as_int(attributes.get("SentTimestamp")),
+            "acked_by_source": False,
+        }
+    }
+    event.update(parse_body(message.get("Body")))
+    return event
+
+
+# -- arguments -------------------------------------------------------------------------------------------
+ALIASES = {
+    "aws_region": "region",
+    "aws_endpoint_url": "endpoint_url",
+    "access_key": "aws_access_key_id",
+    "aws_access_key": "aws_access_key_id",
+    "secret_key": "aws_secret_access_key",
+    "aws_secret_key": "aws_secret_access_key",
+    "session_token": "aws_session_token",
+    "aws_profile": "profile",
+}
+_STRING_OPTIONS = (
+    "queue_name",
+    "queue_url",
+    "region",
+    "endpoint_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "profile",
+)
+# Passed by ansible-rulebook itself, not by the rulebook.
+_IGNORED_ARGS = ("eda_feedback_queue",)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+@dataclass
+class SourceConfig:
+    queue_name: Optional[str] = None
+    queue_url: Optional[str] = None
+    region: Optional[str] = None
+    endpoint_url: Optional[str] = None
+    aws_access_key_id: Optional[str] = None
+    aws_secret_access_key: Optional[str] = None
+    aws_session_token: Optional[str] = None
+    profile: Optional[str] = None
+    wait_time_seconds: int = 20
+    max_messages: int = 10
+    visibility_timeout: int = 30
+    heartbeat_interval: Optional[float] = None
+    max_inflight_seconds: float = 600.0
+    dedup: bool = True
+    dedup_window: float = 60.0
+    ack_unknown: bool = True
+
+    @classmethod
+    def from_args(cls, args):
+        """Validated settings; a ValueError names the first bad argument, before any AWS call."""
+        values = {}
+        for name, value in (args or {}).items():
+            if name in _IGNORED_ARGS:
+                continue
+            canonical = ALIASES.get(name, name)
+            if canonical not in cls.__dataclass_fields__:
+                raise ValueError(f"sqs_events: unknown argument {name!r}")
+            if value is not None:
+                values[canonical] = value
+        for name in _STRING_OPTIONS:
+            if name in values:
+                if not isinstance(values[name], str) or not values[name]:
+                    raise ValueError(f"sqs_events: {name} must be a non-empty string, got {values[name]!r}")
+        for name in ("wait_time_seconds", "max_messages", "visibility_timeout"):
+            if name in values:
+                values[name] = _int_arg(name, values[name])
+        for name in ("heartbeat_interval", "max_inflight_seconds", "dedup_window"):
+            if name in values:
+                values[name] = _float_arg(name, values[name])
+        for name in ("dedup", "ack_unknown"):
+            if name in values:
+                values[name] = _bool_arg(name, values[name])
+        config = cls(**values)
+        config._check()
+        return config
+
+    def _check(self):
+        if bool(self.queue_name) == bool(self.queue_url):
+            raise ValueError("sqs_events: exactly one of queue_name and queue_url is required")
+        if not 0 <= self.wait_time_seconds <= 20:
+            raise ValueError(f"sqs_events: wait_time_seconds must be 0 to 20, got {self.wait_time_seconds}")
+        if not 1 <= self.max_messages <= 10:
+            raise ValueError(f"sqs_events: max_messages must be 1 to 10, got {self.max_messages}")
+        if not 1 <= self.visibility_timeout <= MAX_VISIBILITY:
+            raise ValueError(f"sqs_events: visibility_timeout must be 1 to {MAX_VISIBILITY} seconds, got {self.visibility_timeout}")
+        if self.heartbeat_interval is None:
+            self.heartbeat_interval = self.visibility_timeout / 3
+        if not 0 < self.heartbeat_interval < self.visibility_timeout:
+            raise ValueError(
+                f"sqs_events: heartbeat_interval ({self.heartbeat_interval}) must be more than 0 and less than "
+                f"visibility_timeout ({self.visibility_timeout}), or messages become visible between heartbeats"
+            )
+        if not 0 < self.max_inflight_seconds <= MAX_VISIBILITY - self.visibility_timeout:
+            raise ValueError(
+                f"sqs_events: max_inflight_seconds must be more than 0 and, with visibility_timeout, within SQS's "
+                f"{MAX_VISIBILITY} seconds, got {self.max_inflight_seconds}"
+            )
+        if self.dedup_window < 0:
+            raise ValueError(f"sqs_events: dedup_window must be 0 or more, got {self.dedup_window}")
+        if self.region is None and self.queue_url:
+            match = _SQS_URL_HOST_RE.match(urlparse(self.queue_url).hostname or "")
+            self.region = match.group("region") if match else None
+
+
+def _int_arg(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"sqs_events: {name} must be a whole number, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"sqs_events: {name} must be a whole number, got {value!r}") from None
+
+
+def _float_arg(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"sqs_events: {name} must be a number of seconds, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"sqs_events: {name} must be a number of seconds, got {value!r}") from None
+
+
+def _bool_arg(name, value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise ValueError(f"sqs_events: {name} must be a boolean, got {value!r}")
+
+
+def make_client(config, max_pool_connections=10):
+    session = boto3.session.Session(
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+        aws_session_token=config.aws_session_token,
+        profile_name=config.profile,
+        region_name=config.region,
+    )
+    client_config = botocore.config.Config(
+        # botocore retries throttling and 5xx quickly; the source's own backoff takes over after that.
+        retries={"mode": "standard", "max_attempts": 3},
+        # A long poll holds the connection for wait_time_seconds before answering.
+        read_timeout=config.wait_time_seconds + 30,
+        max_pool_connections=max_pool_connections,
+    )
+    return session.client("sqs", endpoint_url=config.endpoint_url, config=client_config)
+
+
+# -- the source ------------------------------------------------------------------------------------------
+@dataclass
+class _InFlight:
+    message_id: str
+    receipt_handle: str
+    dedup_key: Optional[str]
+    since: float
+    # Duplicates held with a lead: message id -> receipt handle.
+    held: Dict[str, str] = field(default_factory=dict)
+
+
+def _backoff(failures):
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+def _chunks(items, size=10):
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class SqsEventSource:
+    """Receives, emits, heartbeats and coalesces. One instance per main() call."""
+
+    def __init__(self, queue, config, client, executor):
+        self.queue = queue
+        self.config = config
+        self.client = client
+        self.executor = executor
+        self.queue_url = config.queue_url
+        # Events in flight, by message id, and the lead message id for each dedup key.
+        self.leads: Dict[str, _InFlight] = {}
+        self.lead_by_key: Dict[str, str] = {}
+        # Held duplicate message id -> its lead's message id.
+        self.held: Dict[str, str] = {}
+        # Dedup key -> (monotonic expiry, message id of the handled lead).
+        self.handled: Dict[str, tuple] = {}
+        # Messages the source has to delete (held duplicates of handled events, unknown events).
+        self.doomed: Dict[str, str] = {}
+
+    async def _call(self, method, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(getattr(self.client, method), **kwargs))
+
+    # -- lifecycle
+    async def run(self):
+        await self._resolve_queue_url()
+        logger.info("receiving events from %s", self.queue_url)
+        tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._heartbeat_loop())]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self.release_all(), RELEASE_ON_CANCEL_TIMEOUT)
+            except Exception:  # noqa: BLE001 - best effort (timeouts included); the visibility timeout covers the rest
+                logger.warning("could not release every message in flight; they become visible within %ss", self.config.visibility_timeout)
+            raise
+
+    async def _resolve_queue_url(self):
+        failures = 0
+        while self.queue_url is None:
+            try:
+                self.queue_url = (await self._call("get_queue_url", QueueName=self.config.queue_name))["QueueUrl"]
+            except Exception as e:  # noqa: BLE001 - the queue may not exist yet; keep trying
+                failures += 1
+                delay = _backoff(failures)
+                logger.error("cannot find SQS queue %r (%s); retrying in %.1fs", self.config.queue_name, e, delay)
+                await asyncio.sleep(delay)
+
+    async def release_all(self):
+        entries = []
+        for lead in list(self.leads.values()):
+            entries += self._untrack(lead)
+        if entries:
+            await self._change_visibility(entries, 0)
+            logger.info("released %d message(s) in flight", len(entries))
+
+    # -- receiving
+    async def _receive_loop(self):
+        failures = 0
+        while True:
+            try:
+                response = await self._call(
+                    "receive_message",
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.config.max_messages,
+                    WaitTimeSeconds=self.config.wait_time_seconds,
+                    VisibilityTimeout=self.config.visibility_timeout,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                )
+            except Exception as e:  # noqa: BLE001 - transient or not, the source keeps polling
+                failures += 1
+                delay = _backoff(failures)
+                logger.warning("ReceiveMessage on %s failed (%s); retrying in %.1fs", self.queue_url, e, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for message in response.get("Messages") or []:
+                await self._dispatch(message)
+            if self.doomed:
+                await self._delete_doomed()
+
+    async def _dispatch(self, message):
+        message_id, handle = message["MessageId"], message["ReceiptHandle"]
+        if message_id in self.doomed:
+            self.doomed[message_id] = handle
+            return
+        if message_id in self.held:
+            lead = self.leads.get(self.held[message_id])
+            if lead is not None:
+                lead.held[message_id] = handle
+            return
+        event = build_event(message, self.queue_url)
+        if message_id in self.leads:
+            # Only when heartbeats could not keep it invisible: the handler's receipt handle may no
+            # longer delete it, so the event goes out again with the new one.
+            self.leads[message_id].receipt_handle = handle
+            logger.warning("message %s came back while its event was in flight; emitting it again", message_id)
+            await self.queue.put(event)
+            return
+        if event["kind"] == "unknown" and self.config.ack_unknown:
+            event["sqs"]["acked_by_source"] = True
+            logger.info("message %s is not an event this source knows; emitting it as unknown and deleting it", message_id)
+            await self.queue.put(event)
+            self.doomed[message_id] = handle
+            return
+        key = event["dedup_key"] if self.config.dedup else None
+        if key is not None:
+            lead_id = self.lead_by_key.get(key)
+            if lead_id is not None:
+                self.leads[lead_id].held[message_id] = handle
+                self.held[message_id] = lead_id
+                logger.debug("message %s duplicates %s (%s); held", message_id, lead_id, key)
+                return
+            handled = self.handled.get(key)
+            if handled and handled[0] > time.monotonic() and handled[1] != message_id:
+                logger.info("message %s duplicates an event handled moments ago (%s); deleting it", message_id, key)
+                self.doomed[message_id] = handle
+                return
+            self.lead_by_key[key] = message_id
+        self.leads[message_id] = _InFlight(message_id, handle, key, time.monotonic())
+        logger.info("emitting %s event for message %s (%s)", event["kind"], message_id, key)
+        await self.queue.put(event)
+
+    # -- heartbeats
+    async def _heartbeat_loop(self):
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval)
+            try:
+                await self.heartbeat()
+            except Exception:  # noqa: BLE001 - a failed beat is retried at the next one
+                logger.exception("heartbeat failed")
+
+    def _untrack(self, lead):
+        """Stop tracking a lead and its held duplicates; return all their (message id, receipt handle)."""
+        self.leads.pop(lead.message_id, None)
+        if lead.dedup_key is not None and self.lead_by_key.get(lead.dedup_key) == lead.message_id:
+            del self.lead_by_key[lead.dedup_key]
+        for held_id in lead.held:
+            self.held.pop(held_id, None)
+        return [(lead.message_id, lead.receipt_handle), *lead.held.items()]
+
+    async def heartbeat(self):
+        now = time.monotonic()
+        self.handled = {key: value for key, value in self.handled.items() if value[0] > now}
+
+        expired = [lead for lead in self.leads.values() if now - lead.since >= self.config.max_inflight_seconds]
+        released = []
+        for lead in expired:
+            # Untracked before the call, so a redelivery that races it is a new lead, not a duplicate.
+            released += self._untrack(lead)
+            logger.warning(
+                "event of message %s (%s) not handled within %ss; making it and %d duplicate(s) visible again",
+                lead.message_id,
+                lead.dedup_key,
+                self.config.max_inflight_seconds,
+                len(lead.held),
+            )
+        if released:
+            await self._change_visibility(released, 0)
+
+        entries = [(lead.message_id, lead.receipt_handle) for lead in self.leads.values()]
+        entries += [(held_id, handle) for lead in self.leads.values() for held_id, handle in lead.held.items()]
+        if entries:
+            results = await self._change_visibility(entries, self.config.visibility_timeout)
+            self._apply_heartbeat(results)
+        if self.doomed:
+            await self._delete_doomed()
+
+    def _apply_heartbeat(self, results):
+        for (message_id, handle), status in results.items():
+            if status != "gone":
+                continue
+            lead = self.leads.get(message_id)
+            # The handle check skips answers about a handle replaced by a redelivery during the call.
+            if lead is not None and lead.receipt_handle == handle:
+                duplicates = dict(lead.held)
+                self._untrack(lead)
+                self.doomed.update(duplicates)
+                if lead.dedup_key is not None and self.config.dedup_window > 0:
+                    self.handled[lead.dedup_key] = (time.monotonic() + self.config.dedup_window, message_id)
+                logger.info(
+                    "message %s (%s) was deleted: its event was handled; deleting %d duplicate(s)",
+                    message_id,
+                    lead.dedup_key,
+                    len(duplicates),
+                )
+                continue
+            owner = self.leads.get(self.held.get(message_id))
+            if owner is not None and owner.held.get(message_id) == handle:
+                # Someone else deleted a duplicate; nothing left to do for it.
+                del owner.held[message_id]
+                del self.held[message_id]
+
+    async def _change_visibility(self, entries, timeout):
+        """ChangeMessageVisibilityBatch for (message id, receipt handle) pairs, ten at a time, concurrently.
+        Returns {(message id, handle): "ok" | "gone" | "error"}; "gone" is a refusal of the handle."""
+
+        async def one_batch(batch):
+            try:
+                response = await self._call(
+                    "change_message_visibility_batch",
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": timeout}
+                        for index, (_, handle) in enumerate(batch)
+                    ],
+                )
+            except Exception as e:  # noqa: BLE001 - retried at the next heartbeat
+                logger.warning("ChangeMessageVisibilityBatch on %s failed (%s)", self.queue_url, e)
+                return {entry: "error" for entry in batch}
+            results = {batch[int(item["Id"])]: "ok" for item in response.get("Successful") or []}
+            for item in response.get("Failed") or []:
+                # A sender fault refuses the handle (deleted, expired or invalid); anything else is SQS's
+                # own trouble and is tried again at the next heartbeat.
+                results[batch[int(item["Id"])]] = "gone" if item.get("SenderFault") else "error"
+                if not item.get("SenderFault"):
+                    logger.warning("ChangeMessageVisibility failed for a message: %s", item)
+            return results
+
+        results = {}
+        for answer in await asyncio.gather(*(one_batch(batch) for batch in _chunks(entries))):
+            results.update(answer)
+        return results
+
+    async def _delete_doomed(self):
+        entries = list(self.doomed.items())
+
+        async def one_batch(batch):
+            try:
+                response = await self._call(
+                    "delete_message_batch",
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(index), "ReceiptHandle": handle} for index, (_, handle) in enumerate(batch)],
+                )
+            except Exception as e:  # noqa: BLE001 - kept in doomed, retried at the next heartbeat
+                logger.warning("DeleteMessageBatch on %s failed (%s)", self.queue_url, e)
+                return []
+            done = [batch[int(item["Id"])] for item in response.get("Successful") or []]
+            # A refused handle means the message is already gone (or will come back and be deleted then).
+            done += [batch[int(item["Id"])] for item in response.get("Failed") or [] if item.get("SenderFault")]
+            return done
+
+        for answer in await asyncio.gather(*(one_batch(batch) for batch in _chunks(entries))):
+            for message_id, handle in answer:
+                if self.doomed.get(message_id) == handle:
+                    del self.doomed[message_id]
+
+
+async def main(queue: asyncio.Queue, args: Dict[str, Any]) -> None:
+    """Entry point for ansible-rulebook. Runs until cancelled."""
+    config = SourceConfig.from_args(args)
+    # A dedicated pool: a long poll in progress must not hold up the loop's default executor at shutdown.
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="sqs_events")
+    try:
+        client = make_client(config, max_pool_connections=8)
+        await SqsEventSource(queue, config, client, executor).run()
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":
+    # Run alone for a quick look at a queue: python sqs_events.py <queue-url-or-name> [endpoint-url]
+    import sys
+
+    class _PrintQueue:
+        async def put(self, event):
+            print(json.dumps(event, indent=2, default=str))
+
+    logging.basicConfig(level=logging.INFO)
+    target = sys.argv[1]
+    cli_args = {"queue_url" if target.startswith(("http://", "https://")) else "queue_name": target}
+    if len(sys.argv) > 2:
+        cli_args["endpoint_url"] = sys.argv[2]
+    asyncio.run(main(_PrintQueue(), cli_args))

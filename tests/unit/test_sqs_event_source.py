@@ -1,0 +1,672 @@
+"""The sqs_events event source: parsing, at-least-once delivery, coalescing, errors, cancellation.
+
+The source runs as ansible-rulebook runs it: ``main(queue, args)`` as an asyncio task putting events
+on an asyncio.Queue, here against the in-process AWS server (moto) of conftest.py. Acknowledging is
+done with module_utils/sqs_messages.py, as the remediation playbooks do through sqs_message_ack.
+
+moto keeps visibility timeouts in real time, so the timings below are short: visibility timeouts of
+2 seconds, heartbeats every 0.3 seconds, long polls of 1 second.
+"""
+import asyncio
+import contextlib
+import datetime
+import importlib.util
+import json
+import logging
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_messages
+from lab import events as lab_events
+
+from .conftest import COLLECTIONS, CREDENTIALS, REGION, RecordingClient, make_client
+
+SOURCE_PATH = (
+    COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "extensions" / "eda" / "plugins" / "event_source" / "sqs_events.py"
+)
+ACCOUNT = "123456789012"
+EVENT_KEYS = {
+    "sqs", "kind", "source", "detail_type", "account", "region", "time", "instance_id", "instance_ids",
+    "instance_type", "instance_action", "state", "alarm_name", "new_state", "budget_name", "dedup_key", "detail", "body",
+}
+SQS_KEYS = {"queue_url", "message_id", "receipt_handle", "receive_count", "sent_timestamp", "acked_by_source"}
+FAST = {"wait_time_seconds": 1, "visibility_timeout": 2, "heartbeat_interval": 0.3, "max_inflight_seconds": 60}
+
+
+def _load_source():
+    # As ansible-rulebook does (runpy.run_path): a file, not a package module.
+    spec = importlib.util.spec_from_file_location("sqs_events_under_test", SOURCE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sqs_events = _load_source()
+
+
+# -- bodies as AWS delivers them, built with lab/events.py ------------------------------------------------
+NOW = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def eventbridge_body(kind, instance_id, zone="ap-southeast-1a", **kwargs):
+    """What an EventBridge rule puts in an SQS queue for one lab event."""
+    entry = lab_events.ec2_event(kind, instance_id, ACCOUNT, zone, now=NOW, **kwargs)
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": ACCOUNT,
+            "time": "2026-11-27T12:00:00Z",
+            "region": REGION,
+            "resources": entry["Resources"],
+            "detail": json.loads(entry["Detail"]),
+        }
+    )
+
+
+def sns_body(subject, message, topic="arn:aws:sns:us-east-1:123456789012:billing"):
+    """The SNS envelope an SQS subscription receives without raw message delivery."""
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": topic,
+            "Subject": subject,
+            "Message": message,
+            "Timestamp": "2026-11-27T12:00:00.000Z",
+            "SignatureVersion": "1",
+        }
+    )
+
+
+def alarm_body(name, state, raw=False):
+    subject, message = lab_events.alarm_message(name, state, ACCOUNT)
+    return message if raw else sns_body(subject, message)
+
+
+def budget_body(name, as_json=False, raw=False):
+    subject, message = lab_events.budget_message(name, ACCOUNT, as_json=as_json)
+    return message if raw else sns_body(subject, message)
+
+
+def spot_body(instance_id):
+    return eventbridge_body("spot-interruption", instance_id)
+
+
+CLOUDWATCH_EVENT = json.dumps(
+    {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": "2026-11-27T12:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:cpu-high"],
+        "detail": {"alarmName": "cpu-high", "state": {"value": "ALARM", "reason": "Threshold Crossed"}},
+    }
+)
+
+# (id, body, expected subset of the event)
+PARSE_CASES = [
+    (
+        "spot-interruption",
+        eventbridge_body("spot-interruption", "i-0aaa", zone="ap-southeast-1b"),
+        {
+            "kind": "spot_interruption",
+            "source": "aws.ec2",
+            "detail_type": "EC2 Spot Instance Interruption Warning",
+            "account": ACCOUNT,
+            "region": REGION,
+            "instance_id": "i-0aaa",
+            "instance_ids": ["i-0aaa"],
+            "instance_action": "terminate",
+            "instance_type": None,
+            "state": None,
+            "dedup_key": "spot_interruption:instance:i-0aaa",
+        },
+    ),
+    (
+        "rebalance-recommendation",
+        eventbridge_body("rebalance-recommendation", "i-0bbb"),
+        {"kind": "rebalance_recommendation", "instance_id": "i-0bbb", "dedup_key": "rebalance_recommendation:instance:i-0bbb", "instance_action": None},
+    ),
+    (
+        "instance-state-change",
+        eventbridge_body("instance-state-change", "i-0ccc", state="stopping"),
+        {
+            "kind": "instance_state_change",
+            "detail_type": "EC2 Instance State-change Notification",
+            "instance_id": "i-0ccc",
+            "state": "stopping",
+            "dedup_key": "instance_state_change:stopping:instance:i-0ccc",
+        },
+    ),
+    (
+        "scheduled-change",
+        eventbridge_body("scheduled-change", "i-0ddd"),
+        {
+            "kind": "scheduled_change",
+            "source": "aws.health",
+            "detail_type": "AWS Health Event",
+            "instance_id": "i-0ddd",
+            "instance_ids": ["i-0ddd"],
+            "dedup_key": "scheduled_change:instance:i-0ddd",
+        },
+    ),
+    (
+        "instance-type-when-present",
+        json.dumps(
+            {
+                "detail-type": "EC2 Spot Instance Interruption Warning",
+                "source": "aws.ec2",
+                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0eee"],
+                "detail": {"instance-id": "i-0eee", "instance-action": "stop", "instance-type": "m5.large"},
+            }
+        ),
+        {"kind": "spot_interruption", "instance_type": "m5.large", "instance_action": "stop", "account": ACCOUNT, "region": None},
+    ),
+    (
+        "billing-alarm-sns",
+        alarm_body("eksworkshop-billing", "ALARM"),
+        {
+            "kind": "alarm",
+            "source": "aws.cloudwatch",
+            "detail_type": "CloudWatch Alarm State Change",
+            "account": ACCOUNT,
+            "region": "us-east-1",
+            "alarm_name": "eksworkshop-billing",
+            "new_state": "ALARM",
+            "dedup_key": "alarm:eksworkshop-billing:ALARM",
+        },
+    ),
+    (
+        "billing-alarm-ok-sns",
+        alarm_body("eksworkshop-billing", "OK"),
+        {"kind": "alarm", "new_state": "OK", "dedup_key": "alarm:eksworkshop-billing:OK"},
+    ),
+    ("billing-alarm-raw", alarm_body("bill", "ALARM", raw=True), {"kind": "alarm", "alarm_name": "bill", "region": "us-east-1"}),
+    (
+        "alarm-eventbridge",
+        CLOUDWATCH_EVENT,
+        {"kind": "alarm", "alarm_name": "cpu-high", "new_state": "ALARM", "dedup_key": "alarm:cpu-high:ALARM"},
+    ),
+    (
+        "budget-text-sns",
+        budget_body("eks-monthly"),
+        {
+            "kind": "budget",
+            "source": "aws.budgets",
+            "detail_type": "AWS Budget Notification",
+            "budget_name": "eks-monthly",
+            "account": ACCOUNT,
+            "region": "us-east-1",
+            "dedup_key": "budget:eks-monthly",
+        },
+    ),
+    ("budget-json-sns", budget_body("eks-monthly", as_json=True), {"kind": "budget", "budget_name": "eks-monthly", "account": ACCOUNT}),
+    ("budget-text-raw", budget_body("team budget", raw=True), {"kind": "budget", "budget_name": "team budget", "region": None}),
+    (
+        "budget-from-subject-only",
+        sns_body("AWS Budgets: ops has exceeded your alert threshold", "Your budget has exceeded its threshold."),
+        {"kind": "budget", "budget_name": "ops"},
+    ),
+    ("not-json", "this is not json {", {"kind": "unknown", "dedup_key": None, "body": "this is not json {"}),
+    ("json-list", "[1, 2]", {"kind": "unknown", "body": [1, 2]}),
+    ("json-null", "null", {"kind": "unknown", "body": None}),
+    ("empty-object", "{}", {"kind": "unknown", "body": {}}),
+    ("sns-broken-message", sns_body("x", '{"AlarmName": '), {"kind": "unknown", "source": "aws.sns", "account": ACCOUNT}),
+    ("sns-other-text", sns_body("hello", "hello world"), {"kind": "unknown", "source": "aws.sns"}),
+    (
+        "ec2-other-detail-type",
+        json.dumps({"detail-type": "EC2 AMI State Change", "source": "aws.ec2", "detail": {}}),
+        {"kind": "unknown", "source": "aws.ec2", "detail_type": "EC2 AMI State Change", "dedup_key": None},
+    ),
+    (
+        "health-issue",
+        json.dumps({"detail-type": "AWS Health Event", "source": "aws.health", "detail": {"eventTypeCategory": "issue"}}),
+        {"kind": "unknown", "source": "aws.health"},
+    ),
+    (
+        "spot-without-instance",
+        json.dumps({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
+        {"kind": "unknown", "instance_id": None},
+    ),
+    (
+        "wrong-types",
+        json.dumps({"detail-type": 5, "source": ["aws.ec2"], "detail": "x", "resources": "i-1"}),
+        {"kind": "unknown"},
+    ),
+    ("alarm-without-state", json.dumps({"AlarmName": "a"}), {"kind": "unknown", "alarm_name": None}),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [case[1:] for case in PARSE_CASES], ids=[case[0] for case in PARSE_CASES])
+def test_every_body_parses_into_one_shape(body, expected):
+    event = sqs_events.parse_body(body)
+    assert set(event) == EVENT_KEYS - {"sqs"}
+    assert event["kind"] in sqs_events.KINDS
+    assert {key: event[key] for key in expected} == expected
+    json.dumps(event)  # what the rulebook gets must be plain JSON
+
+
+def test_body_keeps_the_parsed_original():
+    body = alarm_body("bill", "ALARM")
+    event = sqs_events.parse_body(body)
+    assert event["body"] == json.loads(body)
+    assert event["detail"] == json.loads(json.loads(body)["Message"])
+    text_event = sqs_events.parse_body(budget_body("eks-monthly"))
+    assert text_event["detail"]["fields"]["Budget Name"] == "eks-monthly"
+    assert text_event["detail"]["fields"]["ACTUAL Amount"] == "$85.12"
+
+
+def test_message_becomes_an_event_with_its_sqs_coordinates():
+    message = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "rh-1",
+        "Body": spot_body("i-0abc"),
+        "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"},
+    }
+    event = sqs_events.build_event(message, "http://q")
+    assert set(event) == EVENT_KEYS and set(event["sqs"]) == SQS_KEYS
+    assert event["sqs"] == {
+        "queue_url": "http://q",
+        "message_id": "m-1",
+        "receipt_handle": "rh-1",
+        "receive_count": 3,
+        "sent_timestamp": 1700000000000,
+        "acked_by_source": False,
+    }
+    assert event["kind"] == "spot_interruption"
+
+
+# -- arguments ---------------------------------------------------------------------------------------------
+def test_arguments_defaults_aliases_and_coercion():
+    config = sqs_events.SourceConfig.from_args(
+        {
+            "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/q",
+            "access_key": "AK",
+            "aws_secret_key": "SK",
+            "dedup": "false",
+            "max_messages": "5",
+            "eda_feedback_queue": object(),
+        }
+    )
+    assert (config.region, config.aws_access_key_id, config.aws_secret_access_key) == ("eu-west-1", "AK", "SK")
+    assert config.dedup is False and config.max_messages == 5
+    assert (config.wait_time_seconds, config.visibility_timeout, config.heartbeat_interval) == (20, 30, 10.0)
+    assert (config.max_inflight_seconds, config.ack_unknown, config.dedup_window) == (600.0, True, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, "exactly one of queue_name and queue_url"),
+        ({"queue_name": "a", "queue_url": "http://x/1/a"}, "exactly one of queue_name and queue_url"),
+        ({"queue_name": "a", "max_messages": 11}, "max_messages must be 1 to 10"),
+        ({"queue_name": "a", "wait_time_seconds": 21}, "wait_time_seconds must be 0 to 20"),
+        ({"queue_name": "a", "visibility_timeout": 10, "heartbeat_interval": 10}, "heartbeat_interval"),
+        ({"queue_name": "a", "max_inflight_seconds": 43200}, "max_inflight_seconds"),
+        ({"queue_name": "a", "dedup": "maybe"}, "dedup must be a boolean"),
+        ({"queue_name": "a", "visibility_timeout": True}, "visibility_timeout must be a whole number"),
+        ({"queue_name": "a", "queue": "b"}, "unknown argument 'queue'"),
+        ({"queue_name": 5}, "queue_name must be a non-empty string"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_call(args, message):
+    with pytest.raises(ValueError, match=message):
+        sqs_events.SourceConfig.from_args(args)
+
+
+# -- against the in-process AWS server ------------------------------------------------------------------------
+@pytest.fixture
+def sqs(aws_endpoint):
+    return make_client(aws_endpoint, "sqs")
+
+
+@pytest.fixture
+def make_queue(sqs):
+    def _make(**attributes):
+        name = f"events-{uuid.uuid4().hex[:10]}"
+        return sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attributes.items()})["QueueUrl"]
+
+    return _make
+
+
+@pytest.fixture
+def ack_client(aws_endpoint):
+    """A client as sqs_message_ack gets it, for acknowledging the way the playbooks do."""
+    return RecordingClient(aws_endpoint, "sqs").client
+
+
+@pytest.fixture
+def source_args(aws_endpoint):
+    def _args(queue_url, **overrides):
+        return {"queue_url": queue_url, "endpoint_url": aws_endpoint, "region": REGION, **CREDENTIALS, **FAST, **overrides}
+
+    return _args
+
+
+@contextlib.asynccontextmanager
+async def running(args):
+    """The source as ansible-rulebook runs it, cancelled (and checked to end) on the way out."""
+    events = asyncio.Queue()
+    task = asyncio.create_task(sqs_events.main(events, args))
+    try:
+        yield events, task
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+async def take(events, count, timeout=10.0):
+    taken = []
+    deadline = time.monotonic() + timeout
+    while len(taken) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{len(taken)} event(s) of {count} after {timeout}s: {[e['kind'] for e in taken]}")
+        taken.append(await asyncio.wait_for(events.get(), remaining))
+    return taken
+
+
+async def assert_no_event(events, seconds):
+    with pytest.raises(asyncio.TimeoutError):
+        event = await asyncio.wait_for(events.get(), seconds)
+        pytest.fail(f"unexpected event {event['kind']} {event['dedup_key']}")
+
+
+def counts(sqs, url):
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+async def until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def send(sqs, url, bodies):
+    for start in range(0, len(bodies), 10):
+        batch = bodies[start : start + 10]
+        response = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(batch)])
+        assert not response.get("Failed"), response
+
+
+def ack(client, event):
+    return sqs_messages.delete_message(client, event["sqs"]["queue_url"], event["sqs"]["receipt_handle"])
+
+
+async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_queue, source_args, ack_client):
+    """Every event kind lab/events.py injects, through EventBridge and SNS as in the lab, then acknowledged."""
+    url = make_queue()
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = f"bus-{uuid.uuid4().hex[:8]}"
+    bridge = make_client(aws_endpoint, "events")
+    bridge.create_event_bus(Name=bus)
+    bridge.put_rule(Name="to-queue", EventBusName=bus, EventPattern=json.dumps({"source": ["aws.ec2", "aws.health"]}))
+    bridge.put_targets(Rule="to-queue", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    sns = make_client(aws_endpoint, "sns")
+    topic = sns.create_topic(Name=f"topic-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    for kind, instance in (
+        ("spot-interruption", "i-0e1"),
+        ("rebalance-recommendation", "i-0e2"),
+        ("instance-state-change", "i-0e3"),
+        ("scheduled-change", "i-0e4"),
+    ):
+        lab_events.inject(aws_endpoint, kind, instance_id=instance, event_bus=bus, region=REGION)
+    lab_events.inject(aws_endpoint, "billing-alarm", topic_arn=topic)
+    lab_events.inject(aws_endpoint, "budget-alert", topic_arn=topic, budget_name="text-budget")
+    lab_events.inject(aws_endpoint, "budget-alert", topic_arn=topic, budget_name="json-budget", as_json=True)
+
+    async with running(source_args(url)) as (events, _):
+        received = await take(events, 7)
+        by_kind = {}
+        for event in received:
+            assert set(event) == EVENT_KEYS and set(event["sqs"]) == SQS_KEYS
+            by_kind.setdefault(event["kind"], []).append(event)
+        assert {kind: len(items) for kind, items in by_kind.items()} == {
+            "spot_interruption": 1,
+            "rebalance_recommendation": 1,
+            "instance_state_change": 1,
+            "scheduled_change": 1,
+            "alarm": 1,
+            "budget": 2,
+        }
+        assert by_kind["spot_interruption"][0]["instance_id"] == "i-0e1"
+        assert by_kind["instance_state_change"][0]["state"] == "terminated"
+        assert by_kind["scheduled_change"][0]["instance_id"] == "i-0e4"
+        assert by_kind["alarm"][0]["new_state"] == "ALARM"
+        assert sorted(e["budget_name"] for e in by_kind["budget"]) == ["json-budget", "text-budget"]
+        assert all(e["sqs"]["queue_url"] == url and e["sqs"]["receive_count"] == 1 for e in received)
+
+        for event in received:
+            assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await assert_no_event(events, 1)
+
+
+async def test_event_stays_in_flight_until_acknowledged(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0f1")])
+    async with running(source_args(url)) as (events, _):
+        (event,) = await take(events, 1)
+        assert event["kind"] == "spot_interruption" and event["sqs"]["receive_count"] == 1
+        # Twice the visibility timeout: without heartbeats the message would be visible again by now.
+        await assert_no_event(events, 4)
+        assert counts(sqs, url) == (0, 1)
+
+        result = ack(ack_client, event)
+        assert result["changed"] is True and result["receipt_handle_stale"] is False
+        assert counts(sqs, url) == (0, 0)
+        # The source notices at its next heartbeat and stops tracking; nothing comes back.
+        await assert_no_event(events, 1.5)
+        assert ack(ack_client, event)["changed"] is False
+
+
+async def test_unacknowledged_event_is_delivered_again_after_max_inflight(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0f2")])
+    async with running(source_args(url, max_inflight_seconds=1.5)) as (events, _):
+        (first,) = await take(events, 1)
+        (second,) = await take(events, 1, timeout=6)
+        assert second["sqs"]["message_id"] == first["sqs"]["message_id"]
+        assert second["sqs"]["receive_count"] == 2
+        # The first receipt handle is stale now; the second one acknowledges.
+        assert ack(ack_client, second)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_unhandled_event_ends_in_the_dead_letter_queue(sqs, make_queue, source_args):
+    dlq = make_queue()
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = make_queue(RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    send(sqs, url, [spot_body("i-0f3")])
+    async with running(source_args(url, max_inflight_seconds=1)) as (events, _):
+        received = await take(events, 2, timeout=8)
+        assert [e["sqs"]["receive_count"] for e in received] == [1, 2]
+        await until(lambda: counts(sqs, dlq)[0] == 1, what="message in the dead-letter queue")
+        await assert_no_event(events, 1)
+        assert counts(sqs, url) == (0, 0)
+
+
+async def test_duplicates_coalesce_into_one_event_per_key(sqs, make_queue, source_args, ack_client):
+    """8 copies for each of 5 instances: 5 events; acknowledging the 5 empties the queue."""
+    url = make_queue()
+    instances = [f"i-0d{index}" for index in range(5)]
+    send(sqs, url, [spot_body(instance) for _ in range(8) for instance in instances])
+    async with running(source_args(url)) as (events, _):
+        received = await take(events, 5)
+        assert sorted(e["instance_id"] for e in received) == instances
+        await until(lambda: counts(sqs, url) == (0, 40), what="all 40 messages in flight")
+        await assert_no_event(events, 2.5)  # beyond the visibility timeout: held copies are kept invisible
+
+        for event in received:
+            assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="held duplicates deleted")
+
+        # A copy arriving just after its event was handled is deleted, not emitted again.
+        send(sqs, url, [spot_body(instances[0])])
+        await until(lambda: counts(sqs, url) == (0, 0), what="late duplicate deleted")
+        await assert_no_event(events, 0.5)
+
+
+async def test_different_alarm_states_are_not_coalesced(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [alarm_body("bill", "ALARM"), alarm_body("bill", "ALARM"), alarm_body("bill", "OK")])
+    async with running(source_args(url)) as (events, _):
+        received = await take(events, 2)
+        assert sorted(e["new_state"] for e in received) == ["ALARM", "OK"]
+        await until(lambda: counts(sqs, url) == (0, 3), what="all in flight")
+        for event in received:
+            ack(ack_client, event)
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_other_kinds_for_the_same_instance_are_not_coalesced(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    terminated = eventbridge_body("instance-state-change", "i-0d1", state="terminated")
+    send(sqs, url, [spot_body("i-0d1"), spot_body("i-0d1"), terminated])
+    async with running(source_args(url)) as (events, _):
+        received = await take(events, 2)
+        assert sorted(e["kind"] for e in received) == ["instance_state_change", "spot_interruption"]
+        for event in received:
+            ack(ack_client, event)
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_without_dedup_every_copy_is_an_event(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0c1")] * 3)
+    async with running(source_args(url, dedup=False)) as (events, _):
+        received = await take(events, 3)
+        assert len({e["sqs"]["message_id"] for e in received}) == 3
+        for event in received:
+            ack(ack_client, event)
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_lead_timeout_releases_its_duplicates_too(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0b1")] * 3)
+    async with running(source_args(url, max_inflight_seconds=1.5)) as (events, _):
+        (first,) = await take(events, 1)
+        await until(lambda: counts(sqs, url) == (0, 3), what="all in flight")
+        # Released together, received again: one of the three leads again, the others are held again.
+        (again,) = await take(events, 1, timeout=6)
+        assert again["dedup_key"] == first["dedup_key"] == "spot_interruption:instance:i-0b1"
+        assert again["sqs"]["receive_count"] == 2
+        assert ack(ack_client, again)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="duplicates deleted with the new lead")
+
+
+async def test_malformed_bodies_are_emitted_as_unknown_and_deleted(sqs, make_queue, source_args):
+    url = make_queue()
+    bodies = ["not json {", "{}", "[1, 2]", "null", sns_body("x", '{"AlarmName": '), "\u2603 snow"]
+    send(sqs, url, bodies)
+    async with running(source_args(url)) as (events, task):
+        received = await take(events, len(bodies))
+        assert {e["kind"] for e in received} == {"unknown"}
+        assert all(e["sqs"]["acked_by_source"] is True and e["dedup_key"] is None for e in received)
+        await until(lambda: counts(sqs, url) == (0, 0), what="unknown messages deleted")
+        assert not task.done()
+
+
+async def test_unknown_events_can_be_left_to_the_rulebook(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, ["not json {"])
+    async with running(source_args(url, ack_unknown=False)) as (events, _):
+        (event,) = await take(events, 1)
+        assert event["kind"] == "unknown" and event["sqs"]["acked_by_source"] is False
+        await assert_no_event(events, 2.5)
+        assert counts(sqs, url) == (0, 1)
+        ack(ack_client, event)
+        assert counts(sqs, url) == (0, 0)
+
+
+async def test_cancellation_ends_cleanly_and_releases_messages(sqs, make_queue, source_args, caplog):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0a1"), spot_body("i-0a1")])
+    caplog.set_level(logging.INFO, logger="eks_autoscaling.core.sqs_events")
+    events = asyncio.Queue()
+    # Visibility far beyond the test: only the release on cancellation can make the messages visible.
+    task = asyncio.create_task(sqs_events.main(events, source_args(url, visibility_timeout=300, heartbeat_interval=0.3)))
+    await take(events, 1)
+    await until(lambda: counts(sqs, url) == (0, 2), what="both in flight")
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 5
+    assert counts(sqs, url) == (2, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class FlakyClient:
+    """The real client, except that the named operations fail the first time(s) they are called."""
+
+    def __init__(self, client, failures):
+        self._client = client
+        self.failures = dict(failures)
+        self.calls = []
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(**kwargs):
+            self.calls.append(name)
+            if self.failures.get(name):
+                self.failures[name] -= 1
+                if name == "change_message_visibility_batch":
+                    raise EndpointConnectionError(endpoint_url="http://sqs.invalid")
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try again"}}, name)
+            return method(**kwargs)
+
+        return call
+
+
+async def test_transient_errors_are_retried(sqs, make_queue, source_args, ack_client, monkeypatch):
+    url = make_queue()
+    name = url.rsplit("/", 1)[1]
+    send(sqs, url, [spot_body("i-099")])
+    flaky = {}
+
+    def make_flaky_client(config, **kwargs):
+        flaky["client"] = FlakyClient(
+            sqs_events_make_client(config, **kwargs),
+            {"get_queue_url": 1, "receive_message": 2, "change_message_visibility_batch": 1},
+        )
+        return flaky["client"]
+
+    sqs_events_make_client = sqs_events.make_client
+    monkeypatch.setattr(sqs_events, "make_client", make_flaky_client)
+    monkeypatch.setattr(sqs_events, "BACKOFF_BASE", 0.05)
+    args = source_args(url)
+    del args["queue_url"]
+    async with running({**args, "queue_name": name}) as (events, _):
+        (event,) = await take(events, 1)
+        assert event["instance_id"] == "i-099"
+        # A failed heartbeat is made up by the next one: no redelivery.
+        await assert_no_event(events, 3)
+        assert flaky["client"].failures == {"get_queue_url": 0, "receive_message": 0, "change_message_visibility_batch": 0}
+        assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
