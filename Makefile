@@ -57,9 +57,22 @@ lab-inject: $(STAMP) ## inject an event: make lab-inject EVENT=spot-interruption
 
 # -- demo and tests -----------------------------------------------------------------------------
 .PHONY: demo
-demo: lab-up ## build what is needed, start the lab, converge site.yml on it, print a summary
+demo: lab-up ## build what is needed, start the lab, converge site.yml and the event bus on it, print a summary
 	@$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/site.yml
+	@$(VENV)/bin/ansible-playbook -i inventories/lab playbooks/event_bus.yml
 	@$(LABCTL) status
+	@echo
+	@echo "Event-driven remediation: start the rulebook in one terminal,"
+	@echo "    make rulebook"
+	@echo "then, in another, warn of a spot interruption on a node and watch it get cordoned and drained:"
+	@node=$$(eval "$$($(LABCTL) env)"; kubectl get nodes -o jsonpath='{.items[0].metadata.name}'); \
+	  echo "    make lab-inject EVENT=spot-interruption ARGS=\"--node $$node\""
+	@echo "    kubectl get nodes   (after: eval \"\$$(make -s lab-env)\")"
+
+.PHONY: rulebook
+rulebook: $(STAMP) check-java ## run rulebooks/cluster_events.yml on the lab (after make demo)
+	@eval "$$($(LABCTL) env)" && $(VENV)/bin/ansible-rulebook -r rulebooks/cluster_events.yml \
+	  -i inventories/lab --vars rulebooks/vars/lab.yml --print-events
 
 .PHONY: lint
 lint: $(STAMP) ## ansible-lint (production profile) and yamllint
@@ -82,3 +95,4 @@ test: ## everything CI checks
 .PHONY: bench
 bench: $(STAMP) lab-build ## benchmarks, JSON results under bench/results/
 	@$(VPY) -m bench.lab_bench
+	@$(VPY) -m bench.site_bench

@@ -120,6 +120,10 @@ build_tools() {
   rm -rf "$bin_dir/metrics-server-manifests"
   cp -r "$msdir/manifests" "$bin_dir/metrics-server-manifests"
   chmod -R u+w "$bin_dir/metrics-server-manifests"
+  # The metrics_server role installs metrics-server's own chart; the lab takes it from the same module.
+  rm -rf "$bin_dir/metrics-server-chart"
+  cp -r "$msdir/charts/metrics-server" "$bin_dir/metrics-server-chart"
+  chmod -R u+w "$bin_dir/metrics-server-chart"
   # kwok's default Stages and Metric: the lab hands them to kwokctl with its own additions.
   local kwokdir; kwokdir=$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
   rm -rf "$bin_dir/kwok-kustomize"

@@ -28,6 +28,10 @@ EVENT_TYPES = {
     "scheduled-change": ("aws.health", "AWS Health Event"),
 }
 SNS_TYPES = ("billing-alarm", "budget-alert")
+# The event_bus role's names for cluster eksworkshop, so `make lab-inject` reaches the rulebook as is.
+DEFAULT_COST_TOPIC = "eksworkshop-cost-alarms"
+DEFAULT_ALARM = "eksworkshop-estimated-charges"
+DEFAULT_BUDGET = "eksworkshop-monthly"
 
 
 def _client(service, endpoint_url, region):
@@ -176,7 +180,7 @@ def instance_id_for_node(node_name, kubectl):
 
 
 def inject(endpoint_url, event, instance_id=None, node=None, region=REGION, event_bus="default", topic_arn=None,
-           state=None, alarm_name="eksworkshop-billing", budget_name="eksworkshop-monthly", as_json=False, count=1):
+           state=None, alarm_name=DEFAULT_ALARM, budget_name=DEFAULT_BUDGET, as_json=False, count=1):
     """Deliver `count` events of one kind; return what the AWS server answered."""
     if event not in EVENT_TYPES and event not in SNS_TYPES:
         raise ValueError(f"unknown event {event!r}: one of {', '.join([*EVENT_TYPES, *SNS_TYPES])}")
@@ -202,9 +206,9 @@ def inject(endpoint_url, event, instance_id=None, node=None, region=REGION, even
                 raise RuntimeError(f"PutEvents rejected entries: {response['Entries']}")
             results += [e["EventId"] for e in response["Entries"]]
         return {"event": event, "instance_id": instance_id, "event_ids": results}
-    # One of SNS_TYPES: a notification published to the topic the alarm or budget notifies.
-    if not topic_arn:
-        raise ValueError(f"event {event} needs --topic-arn (the SNS topic the alarm or budget notifies)")
+    # One of SNS_TYPES: a notification published to the topic the alarm or budget notifies; by default
+    # the cost topic the event_bus role makes for the tutorial's cluster.
+    topic_arn = topic_arn or f"arn:aws:sns:us-east-1:{account}:{DEFAULT_COST_TOPIC}"
     topic_region = topic_arn.split(":")[3]
     sns = _client("sns", endpoint_url, topic_region)
     if event == "billing-alarm":
@@ -220,10 +224,10 @@ def add_arguments(parser):
     parser.add_argument("--instance-id", help="EC2 instance id the event is about")
     parser.add_argument("--node", help="Kubernetes node whose providerID gives the instance id")
     parser.add_argument("--event-bus", default="default")
-    parser.add_argument("--topic-arn", help="SNS topic for billing-alarm and budget-alert")
+    parser.add_argument("--topic-arn", help=f"SNS topic for billing-alarm and budget-alert (default: us-east-1 {DEFAULT_COST_TOPIC})")
     parser.add_argument("--state", help="instance state (instance-state-change) or alarm state ALARM/OK (billing-alarm)")
-    parser.add_argument("--alarm-name", default="eksworkshop-billing")
-    parser.add_argument("--budget-name", default="eksworkshop-monthly")
+    parser.add_argument("--alarm-name", default=DEFAULT_ALARM)
+    parser.add_argument("--budget-name", default=DEFAULT_BUDGET)
     parser.add_argument("--json", dest="as_json", action="store_true", help="budget-alert: JSON body instead of text")
     parser.add_argument("--count", type=int, default=1, help="deliver the same event this many times")
 

@@ -1,6 +1,7 @@
 """Integration tests run on the real lab: the session starts it (or reuses a healthy one)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,6 +77,22 @@ def aws(lab):
         )
 
     return _client
+
+
+def run_playbook(name, *args, extra=None, check=True, timeout=900):
+    """ansible-playbook -i inventories/lab playbooks/<name> [args] [-e extra]."""
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"), str(REPO / "playbooks" / name), *args]
+    if extra is not None:
+        cmd += ["-e", json.dumps(extra)]
+    result = subprocess.run(cmd, cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ansible-playbook {name} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+    return result
+
+
+def changed(result):
+    return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", result.stdout).group(1))
 
 
 def wait_until(description, predicate, timeout, interval=1.0):

@@ -1,27 +1,15 @@
-"""playbooks/karpenter.yml on the lab: check mode, convergence, idempotence, validation, the tutorial check."""
+"""playbooks/karpenter.yml on the lab: check mode, convergence, idempotence, validation. The tutorial check
+(1 -> 6 replicas adds spot nodes, back to 1 consolidates) runs through the roles in test_site_replay.py."""
 import json
-import os
-import re
 import subprocess
 
 import pytest
 
-from .conftest import REPO, wait_until
+from .conftest import changed, run_playbook, wait_until
 
 
 def playbook(*args, extra=None, check=True):
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"), str(REPO / "playbooks" / "karpenter.yml"), *args]
-    if extra is not None:
-        cmd += ["-e", json.dumps(extra)]
-    result = subprocess.run(cmd, cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-                            capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ansible-playbook failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
-    return result
-
-
-def changed(result):
-    return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", result.stdout).group(1))
+    return run_playbook("karpenter.yml", *args, extra=extra, check=check, timeout=600)
 
 
 def releases(lab_env):
@@ -111,49 +99,6 @@ def test_bad_values_fail_before_any_change(kube_json, lab_env, converged, extra,
     assert message in result.stdout
     after = kube_json("nodepool", "default")["metadata"]["resourceVersion"] if kube_json("nodepools")["items"] else None
     assert after == before and releases(lab_env) == revision_before
-
-
-def _deployment(namespace, replicas):
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "nginx-deployment", "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "nginx"}},
-            "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": "nginx"}},
-                "spec": {"containers": [{"name": "nginx", "image": "public.ecr.aws/nginx/nginx:1.24-alpine-slim",
-                                         "resources": {"requests": {"cpu": "2", "memory": "4G"}, "limits": {"cpu": "2", "memory": "4G"}}}]},
-            },
-        },
-    }
-
-
-def test_tutorial_scale_out_adds_spot_nodes_and_scale_in_consolidates(kubectl, kube_json, converged):
-    namespace = "tutorial-karpenter-check"
-    kubectl("create", "namespace", namespace)
-    try:
-        kubectl("apply", "-f", "-", stdin=json.dumps(_deployment(namespace, 1)))
-        kubectl("scale", "deployment", "nginx-deployment", "-n", namespace, "--replicas=6")
-        wait_until("Karpenter nodes from NodePool default", lambda: kube_json("nodes", "-l", "karpenter.sh/nodepool=default")["items"] or None, 90)
-
-        def all_running():
-            pods = kube_json("pods", "-n", namespace)["items"]
-            return len([p for p in pods if p["status"].get("phase") == "Running"]) == 6 or None
-
-        wait_until("6 Running pods", all_running, 90)
-        for node in kube_json("nodes", "-l", "karpenter.sh/nodepool=default")["items"]:
-            labels = node["metadata"]["labels"]
-            assert labels["karpenter.sh/capacity-type"] == "spot"
-            assert labels["kubernetes.io/arch"] == "arm64"
-            assert labels["node.kubernetes.io/instance-type"] in {"m6g.xlarge", "r6g.xlarge", "c6g.2xlarge"}
-            assert labels["intent"] == "apps"
-        kubectl("scale", "deployment", "nginx-deployment", "-n", namespace, "--replicas=1")
-        # consolidate_after is 1m in the role's default pool: Karpenter removes the emptied nodes after it.
-        wait_until("consolidation to remove the Karpenter nodes",
-                   lambda: not kube_json("nodes", "-l", "karpenter.sh/nodepool=default")["items"], 240, interval=5)
-    finally:
-        kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False, timeout=150)
 
 
 EKSCTL_AWS_AUTH = """- groups:

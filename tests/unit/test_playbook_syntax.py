@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOKS = sorted((REPO / "playbooks").rglob("*.yml"))
+# tasks/ and vars/ hold files the playbooks include, not playbooks.
+PLAYBOOKS = sorted(p for p in (REPO / "playbooks").rglob("*.yml") if p.parent.name not in ("tasks", "vars"))
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: str(p.relative_to(REPO)))
