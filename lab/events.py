@@ -212,11 +212,37 @@ def inject(endpoint_url, event, instance_id=None, node=None, region=REGION, even
     topic_region = topic_arn.split(":")[3]
     sns = _client("sns", endpoint_url, topic_region)
     if event == "billing-alarm":
+        # CloudWatch changes the alarm's state, then notifies: consumers that read the state back see it.
+        cloudwatch = _client("cloudwatch", endpoint_url, topic_region)
+        if cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]:
+            cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue=state or "ALARM", StateReason="injected by the lab")
         subject, message = alarm_message(alarm_name, state or "ALARM", account, region=topic_region)
     else:
         subject, message = budget_message(budget_name, account, as_json=as_json)
     ids = [sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)["MessageId"] for _ in range(count)]
     return {"event": event, "topic_arn": topic_arn, "message_ids": ids}
+
+
+def inject_burst(endpoint_url, event, instance_ids, copies=1, region=REGION, event_bus="default", state=None):
+    """Deliver `copies` of one EC2 event for each instance, interleaved (i1, i2, ..., i1, i2, ...), ten per
+    PutEvents call: a burst as overlapping producers and EventBridge retries make it."""
+    if event not in EVENT_TYPES:
+        raise ValueError(f"inject_burst takes an EC2/Health event: one of {', '.join(EVENT_TYPES)}")
+    account = _client("sts", endpoint_url, region).get_caller_identity()["Account"]
+    events = _client("events", endpoint_url, region)
+    entries = []
+    for _ in range(copies):
+        for instance_id in instance_ids:
+            entry = ec2_event(event, instance_id, account, f"{region}a", state=state or "terminated")
+            entry["EventBusName"] = event_bus
+            entries.append(entry)
+    ids = []
+    for start in range(0, len(entries), 10):
+        response = events.put_events(Entries=entries[start:start + 10])
+        if response["FailedEntryCount"]:
+            raise RuntimeError(f"PutEvents rejected entries: {response['Entries']}")
+        ids += [e["EventId"] for e in response["Entries"]]
+    return {"event": event, "instances": len(instance_ids), "event_ids": ids}
 
 
 def add_arguments(parser):

@@ -64,3 +64,23 @@ def test_instance_id_from_an_eks_provider_id():
     Result.stdout = "kwok://kwok-node-1"
     with pytest.raises(ValueError, match="not an EC2 one"):
         events.instance_id_for_node("n", lambda *a: Result)
+
+
+def test_inject_burst_interleaves_copies_ten_per_put_events(monkeypatch):
+    from lab import events
+
+    calls = []
+
+    class Fake:
+        def get_caller_identity(self):
+            return {"Account": "123456789012"}
+
+        def put_events(self, Entries):
+            calls.append([e["Detail"] for e in Entries])
+            return {"FailedEntryCount": 0, "Entries": [{"EventId": str(len(calls)) + "-" + str(i)} for i in range(len(Entries))]}
+
+    monkeypatch.setattr(events, "_client", lambda service, endpoint, region: Fake())
+    result = events.inject_burst("http://x", "spot-interruption", ["i-01", "i-02", "i-03"], copies=5)
+    assert len(result["event_ids"]) == 15 and [len(c) for c in calls] == [10, 5]
+    order = [json.loads(d)["instance-id"] for c in calls for d in c]
+    assert order == ["i-01", "i-02", "i-03"] * 5

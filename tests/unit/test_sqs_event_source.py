@@ -182,19 +182,18 @@ PARSE_CASES = [
             "region": "us-east-1",
             "alarm_name": "eksworkshop-billing",
             "new_state": "ALARM",
-            "dedup_key": "alarm:eksworkshop-billing:ALARM",
         },
     ),
     (
         "billing-alarm-ok-sns",
         alarm_body("eksworkshop-billing", "OK"),
-        {"kind": "alarm", "new_state": "OK", "dedup_key": "alarm:eksworkshop-billing:OK"},
+        {"kind": "alarm", "new_state": "OK"},
     ),
     ("billing-alarm-raw", alarm_body("bill", "ALARM", raw=True), {"kind": "alarm", "alarm_name": "bill", "region": "us-east-1"}),
     (
         "alarm-eventbridge",
         CLOUDWATCH_EVENT,
-        {"kind": "alarm", "alarm_name": "cpu-high", "new_state": "ALARM", "dedup_key": "alarm:cpu-high:ALARM"},
+        {"kind": "alarm", "alarm_name": "cpu-high", "new_state": "ALARM"},
     ),
     (
         "budget-text-sns",
@@ -253,6 +252,21 @@ def test_every_body_parses_into_one_shape(body, expected):
     assert event["kind"] in sqs_events.KINDS
     assert {key: event[key] for key in expected} == expected
     json.dumps(event)  # what the rulebook gets must be plain JSON
+
+
+def test_alarm_key_is_the_transition_copies_share_it_the_next_transition_does_not():
+    first = sqs_events.parse_body(alarm_body("bill", "ALARM"))
+    assert first["dedup_key"].startswith("alarm:bill:ALARM@")
+    ok = sqs_events.parse_body(alarm_body("bill", "OK"))
+    assert ok["dedup_key"].startswith("alarm:bill:OK@")
+    # The same notification delivered twice: one key. Another ALARM transition later: another key.
+    message = json.loads(json.loads(alarm_body("bill", "ALARM"))["Message"])
+    later = {**message, "StateChangeTime": "2099-01-01T00:00:00.000+0000"}
+    envelope = {"Type": "Notification", "MessageId": "x", "Subject": "ALARM", "Message": json.dumps(message)}
+    again = {**envelope, "MessageId": "y"}
+    assert sqs_events.parse_body(json.dumps(envelope))["dedup_key"] == sqs_events.parse_body(json.dumps(again))["dedup_key"] == f"alarm:bill:ALARM@{message['StateChangeTime']}"
+    assert sqs_events.parse_body(json.dumps({**envelope, "Message": json.dumps(later)}))["dedup_key"] == "alarm:bill:ALARM@2099-01-01T00:00:00.000+0000"
+    assert sqs_events.parse_body(CLOUDWATCH_EVENT)["dedup_key"].startswith("alarm:cpu-high:ALARM")
 
 
 def test_body_keeps_the_parsed_original():

@@ -337,14 +337,16 @@ def _eventbridge_event(doc):
     elif event["source"] == "aws.cloudwatch" and event["detail_type"] == ALARM_DETAIL_TYPE:
         state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
         if isinstance(detail.get("alarmName"), str) and state.get("value"):
-            _set_alarm(event, detail["alarmName"], state["value"])
+            _set_alarm(event, detail["alarmName"], state["value"], state.get("timestamp"))
     return event
 
 
-def _set_alarm(event, name, state):
+def _set_alarm(event, name, state, changed_at=None):
     event.update(kind="alarm", alarm_name=name, new_state=state)
-    # The state is part of the key: an OK must not be swallowed by the ALARM it resolves.
-    event["dedup_key"] = f"alarm:{name}:{state}"
+    # The state is part of the key: an OK must not be swallowed by the ALARM it resolves. So is the time
+    # of the transition when the notification gives it: copies of one notification share it, while the
+    # next ALARM after an OK is a new transition even within dedup_window.
+    event["dedup_key"] = f"alarm:{name}:{state}" + (f"@{changed_at}" if changed_at else "")
 
 
 def _alarm_notification(doc):
@@ -357,7 +359,7 @@ def _alarm_notification(doc):
         time=doc.get("StateChangeTime"),
         detail=doc,
     )
-    _set_alarm(event, doc["AlarmName"], doc["NewStateValue"])
+    _set_alarm(event, doc["AlarmName"], doc["NewStateValue"], doc.get("StateChangeTime"))
     return event
 
 

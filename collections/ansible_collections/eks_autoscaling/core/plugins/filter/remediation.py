@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure decisions of the remediation playbooks: what to patch on NodePools and HPAs, and why.
+
+The previous values live in annotations on the objects themselves, so a restore needs no other state
+and any number of repeated alarms, interruptions or playbook runs converge on the same objects.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: remediation
+short_description: Decide the NodePool and HPA patches of the remediation playbooks
+version_added: 0.1.0
+author: Karpenter HPA EKS contributors
+description:
+  - C(node_for_instance) returns the Node whose C(spec.providerID) ends with C(/<instance id>), or an empty dict.
+  - C(nodepool_cost_cap) returns a merge patch capping a NodePool's C(spec.limits) (at a ceiling, or at what is
+    provisioned now) and remembering the previous limits in an annotation; an empty dict when already capped.
+  - C(nodepool_cost_restore) returns the merge patch that puts the remembered limits back exactly, or an empty dict.
+  - C(hpa_cost_cap) and C(hpa_cost_restore) do the same for an HPA's C(maxReplicas).
+  - C(spot_interruption_patch) records one spot interruption (instance type, time) on a NodePool and, when
+    N interruptions of one type fall within the window, widens its instance types or asks for the fallback
+    pool's weight to rise; C(spot_revert_patch) undoes the widening after a quiet period.
+options:
+  _input:
+    description: The object (Node list, NodePool or HPA) the decision is about.
+    type: raw
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Cap a NodePool at what it has provisioned
+  kubernetes.core.k8s:
+    state: patched
+    kind: NodePool
+    api_version: karpenter.sh/v1
+    name: default
+    definition: "{{ nodepool | eks_autoscaling.core.nodepool_cost_cap('current', {}, 'alarm:eksworkshop-estimated-charges') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: A merge patch (dict, empty when nothing is to change) or a Node (C(node_for_instance)).
+  type: raw
+"""
+
+import json
+
+ANNOTATION_PREFIX = "eks-autoscaling.io/"
+LIMITS_BEFORE = ANNOTATION_PREFIX + "limits-before-cost-cap"
+CAPPED_BY = ANNOTATION_PREFIX + "cost-capped-by"
+MAX_REPLICAS_BEFORE = ANNOTATION_PREFIX + "max-replicas-before-cost-cap"
+INTERRUPTIONS = ANNOTATION_PREFIX + "spot-interruptions"
+REQUIREMENTS_BEFORE = ANNOTATION_PREFIX + "requirements-before-widening"
+WEIGHT_BEFORE = ANNOTATION_PREFIX + "weight-before-spot-fallback"
+WIDENED_AT = ANNOTATION_PREFIX + "spot-widened-at"
+INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
+# No annotation grows without bound: interruptions older than the window are dropped, and at most this many kept.
+MAX_RECORDED_INTERRUPTIONS = 50
+
+
+def _annotations(obj):
+    return ((obj or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def node_for_instance(nodes, instance_id):
+    if not instance_id:
+        return {}
+    for node in nodes or []:
+        provider_id = ((node.get("spec") or {}).get("providerID") or "")
+        if provider_id.rsplit("/", 1)[-1] == instance_id:
+            return node
+    return {}
+
+
+def nodepool_cost_cap(nodepool, mode="current", ceiling=None, reason="cost alarm"):
+    """Cap spec.limits; remember the limits before the first cap only, so repeated alarms keep the original."""
+    if LIMITS_BEFORE in _annotations(nodepool):
+        return {}
+    spec = nodepool.get("spec") or {}
+    before = dict(spec.get("limits") or {})
+    provisioned = ((nodepool.get("status") or {}).get("resources")) or {}
+    if mode == "current":
+        # What runs now stays; nothing more is launched. A pool with nothing provisioned is capped at 0.
+        capped = {resource: str(provisioned.get(resource, "0")) for resource in ("cpu", "memory")}
+    elif mode == "ceiling":
+        capped = {resource: str(value) for resource, value in (ceiling or {}).items()}
+        if not capped:
+            raise ValueError("nodepool_cost_cap: mode 'ceiling' needs a ceiling such as {'cpu': '100', 'memory': '400Gi'}")
+    else:
+        raise ValueError(f"nodepool_cost_cap: mode must be 'current' or 'ceiling', got {mode!r}")
+    return {
+        "metadata": {"annotations": {LIMITS_BEFORE: json.dumps(before, sort_keys=True), CAPPED_BY: str(reason)}},
+        "spec": {"limits": capped},
+    }
+
+
+def nodepool_cost_restore(nodepool):
+    annotations = _annotations(nodepool)
+    if LIMITS_BEFORE not in annotations:
+        return {}
+    before = json.loads(annotations[LIMITS_BEFORE])
+    current = (nodepool.get("spec") or {}).get("limits") or {}
+    # A merge patch removes a key by setting it to null: limits the pool did not have before go away.
+    limits = {key: None for key in current if key not in before}
+    limits.update(before)
+    return {"metadata": {"annotations": {LIMITS_BEFORE: None, CAPPED_BY: None}}, "spec": {"limits": limits or None}}
+
+
+def hpa_cost_cap(hpa, reason="cost alarm"):
+    """Lower maxReplicas to the replicas running now (never below minReplicas)."""
+    if MAX_REPLICAS_BEFORE in _annotations(hpa):
+        return {}
+    spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
+    capped = max(int(spec.get("minReplicas", 1)), int(status.get("currentReplicas", 0)))
+    if capped >= int(spec["maxReplicas"]):
+        return {}
+    return {
+        "metadata": {"annotations": {MAX_REPLICAS_BEFORE: str(spec["maxReplicas"]), CAPPED_BY: str(reason)}},
+        "spec": {"maxReplicas": capped},
+    }
+
+
+def hpa_cost_restore(hpa):
+    annotations = _annotations(hpa)
+    if MAX_REPLICAS_BEFORE not in annotations:
+        return {}
+    return {
+        "metadata": {"annotations": {MAX_REPLICAS_BEFORE: None, CAPPED_BY: None}},
+        "spec": {"maxReplicas": int(annotations[MAX_REPLICAS_BEFORE])},
+    }
+
+
+def _recent(records, now, window_seconds):
+    return [r for r in records if now - r.get("t", 0) <= window_seconds][-MAX_RECORDED_INTERRUPTIONS:]
+
+
+def spot_interruption_patch(nodepool, instance_type, now, threshold=3, window_seconds=1800,
+                            extra_instance_types=None, action="widen", event_id=None):
+    """Record one interruption; widen the pool (or ask for the fallback's weight) when one type hits the threshold.
+
+    Returns {"patch": merge patch for this NodePool, "widen": bool, "count": interruptions of that type in
+    the window}. The same event_id recorded twice counts once, so a redelivered event changes nothing.
+    """
+    annotations = _annotations(nodepool)
+    records = _recent(json.loads(annotations.get(INTERRUPTIONS, "[]")), now, window_seconds)
+    if event_id and any(r.get("id") == event_id for r in records):
+        return {"patch": {}, "widen": False, "count": len([r for r in records if r.get("type") == instance_type])}
+    records.append({"t": int(now), "type": instance_type or "unknown", **({"id": event_id} if event_id else {})})
+    count = len([r for r in records if r.get("type") == instance_type])
+    patch = {"metadata": {"annotations": {INTERRUPTIONS: json.dumps(records, separators=(",", ":"))}}}
+    widen = count >= threshold and WIDENED_AT not in annotations
+    if widen:
+        patch["metadata"]["annotations"][WIDENED_AT] = str(int(now))
+        if action == "widen":
+            requirements = ((nodepool.get("spec") or {}).get("template") or {}).get("spec", {}).get("requirements") or []
+            widened = _widened_requirements(requirements, extra_instance_types or [])
+            if widened != requirements:
+                patch["metadata"]["annotations"][REQUIREMENTS_BEFORE] = json.dumps(requirements, sort_keys=True)
+                patch["spec"] = {"template": {"spec": {"requirements": widened}}}
+    return {"patch": patch, "widen": widen, "count": count}
+
+
+def _widened_requirements(requirements, extra_instance_types):
+    widened = []
+    for requirement in requirements:
+        if requirement.get("key") == INSTANCE_TYPE_KEY and requirement.get("operator") == "In":
+            values = list(requirement.get("values") or [])
+            requirement = {**requirement, "values": values + [t for t in extra_instance_types if t not in values]}
+        widened.append(requirement)
+    return widened
+
+
+def spot_revert_patch(nodepool, now, quiet_seconds=3600):
+    """After quiet_seconds without an interruption, put the requirements back and forget the widening."""
+    annotations = _annotations(nodepool)
+    if WIDENED_AT not in annotations:
+        return {}
+    records = json.loads(annotations.get(INTERRUPTIONS, "[]"))
+    last = max([int(annotations[WIDENED_AT])] + [int(r.get("t", 0)) for r in records])
+    if now - last < quiet_seconds:
+        return {}
+    patch = {"metadata": {"annotations": {WIDENED_AT: None, INTERRUPTIONS: None, REQUIREMENTS_BEFORE: None}}}
+    if REQUIREMENTS_BEFORE in annotations:
+        patch["spec"] = {"template": {"spec": {"requirements": json.loads(annotations[REQUIREMENTS_BEFORE])}}}
+    return patch
+
+
+def fallback_weight_patch(nodepool, weight):
+    """Raise a fallback pool's weight, remembering the weight it had."""
+    if WEIGHT_BEFORE in _annotations(nodepool):
+        return {}
+    before = (nodepool.get("spec") or {}).get("weight")
+    return {"metadata": {"annotations": {WEIGHT_BEFORE: json.dumps(before)}}, "spec": {"weight": int(weight)}}
+
+
+def fallback_weight_restore(nodepool):
+    annotations = _annotations(nodepool)
+    if WEIGHT_BEFORE not in annotations:
+        return {}
+    return {"metadata": {"annotations": {WEIGHT_BEFORE: None}}, "spec": {"weight": json.loads(annotations[WEIGHT_BEFORE])}}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "node_for_instance": node_for_instance,
+            "nodepool_cost_cap": nodepool_cost_cap,
+            "nodepool_cost_restore": nodepool_cost_restore,
+            "hpa_cost_cap": hpa_cost_cap,
+            "hpa_cost_restore": hpa_cost_restore,
+            "spot_interruption_patch": spot_interruption_patch,
+            "spot_revert_patch": spot_revert_patch,
+            "fallback_weight_patch": fallback_weight_patch,
+            "fallback_weight_restore": fallback_weight_restore,
+        }

@@ -1,0 +1,128 @@
+"""Decisions of the remediation playbooks: caps remember exactly what to restore; spot widening counts and reverts."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
+from ansible_collections.eks_autoscaling.core.plugins.filter import remediation as r  # noqa: E402
+
+
+def merge(obj, patch):
+    """RFC 7386 JSON merge patch, what kubernetes.core.k8s state=patched merge_type=merge sends."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(obj) if isinstance(obj, dict) else {}
+    for key, value in patch.items():
+        merged = None if value is None else merge(result.get(key), value)
+        # The API server omits empty maps (annotations: {}), as it stores objects.
+        if merged is None or merged == {}:
+            result.pop(key, None)
+        else:
+            result[key] = merged
+    return result
+
+
+POOL = {
+    "metadata": {"name": "default", "annotations": {"kept": "yes"}},
+    "spec": {
+        "limits": {"cpu": "1000", "memory": "1000Gi"},
+        "template": {"spec": {"requirements": [
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
+            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6g.xlarge", "r6g.xlarge", "c6g.2xlarge"]},
+        ]}},
+    },
+    "status": {"resources": {"cpu": "12", "memory": "48Gi", "pods": "330", "nodes": "3"}},
+}
+
+
+def test_node_for_instance_matches_the_provider_id_suffix_only():
+    nodes = [{"metadata": {"name": "a"}, "spec": {"providerID": "aws:///ap-southeast-1a/i-0abc"}},
+             {"metadata": {"name": "b"}, "spec": {"providerID": "aws:///ap-southeast-1b/i-0abcd"}},
+             {"metadata": {"name": "c"}, "spec": {}}]
+    assert r.node_for_instance(nodes, "i-0abcd")["metadata"]["name"] == "b"
+    assert r.node_for_instance(nodes, "i-0ab") == {}
+    assert r.node_for_instance(nodes, None) == {}
+
+
+def test_cap_at_current_then_restore_exactly_and_both_are_idempotent():
+    patch = r.nodepool_cost_cap(POOL, "current", None, "alarm:eksworkshop-estimated-charges:ALARM")
+    capped = merge(POOL, patch)
+    assert capped["spec"]["limits"] == {"cpu": "12", "memory": "48Gi"}
+    assert capped["metadata"]["annotations"]["kept"] == "yes"
+    assert capped["metadata"]["annotations"][r.CAPPED_BY] == "alarm:eksworkshop-estimated-charges:ALARM"
+    # A second alarm must not remember the capped limits as "before".
+    assert r.nodepool_cost_cap(capped, "current") == {}
+    restored = merge(capped, r.nodepool_cost_restore(capped))
+    assert restored == POOL
+    assert r.nodepool_cost_restore(restored) == {}
+
+
+def test_cap_at_a_ceiling_and_restore_a_pool_that_had_no_limits():
+    unlimited = merge(POOL, {"spec": {"limits": None}})
+    capped = merge(unlimited, r.nodepool_cost_cap(unlimited, "ceiling", {"cpu": 100, "memory": "400Gi"}))
+    assert capped["spec"]["limits"] == {"cpu": "100", "memory": "400Gi"}
+    restored = merge(capped, r.nodepool_cost_restore(capped))
+    assert "limits" not in restored["spec"]
+    assert restored == unlimited
+
+
+def test_cap_refuses_an_unknown_mode_or_an_empty_ceiling():
+    with pytest.raises(ValueError, match="mode must be 'current' or 'ceiling'"):
+        r.nodepool_cost_cap(POOL, "half")
+    with pytest.raises(ValueError, match="needs a ceiling"):
+        r.nodepool_cost_cap(POOL, "ceiling", {})
+
+
+def test_hpa_cap_lowers_max_to_current_replicas_and_restores():
+    hpa = {"metadata": {"name": "nginx"}, "spec": {"minReplicas": 3, "maxReplicas": 12}, "status": {"currentReplicas": 5}}
+    capped = merge(hpa, r.hpa_cost_cap(hpa, "budget:eksworkshop-monthly"))
+    assert capped["spec"]["maxReplicas"] == 5
+    assert r.hpa_cost_cap(capped) == {}
+    assert merge(capped, r.hpa_cost_restore(capped)) == hpa
+    idle = {**hpa, "status": {"currentReplicas": 0}}
+    assert merge(idle, r.hpa_cost_cap(idle))["spec"]["maxReplicas"] == 3
+
+
+def test_spot_interruptions_widen_at_the_threshold_once_and_count_an_event_once():
+    pool, now = POOL, 1_000_000
+    for index in range(2):
+        decision = r.spot_interruption_patch(pool, "m6g.xlarge", now + index, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen", f"msg-{index}")
+        assert decision["widen"] is False
+        pool = merge(pool, decision["patch"])
+    again = r.spot_interruption_patch(pool, "m6g.xlarge", now + 5, 3, 1800, ["m7g.xlarge"], "widen", "msg-1")
+    assert again == {"patch": {}, "widen": False, "count": 2}
+    decision = r.spot_interruption_patch(pool, "m6g.xlarge", now + 10, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen", "msg-2")
+    assert decision["widen"] is True and decision["count"] == 3
+    widened = merge(pool, decision["patch"])
+    types = widened["spec"]["template"]["spec"]["requirements"][1]["values"]
+    assert types == ["m6g.xlarge", "r6g.xlarge", "c6g.2xlarge", "m7g.xlarge", "m6g.2xlarge"]
+    # Already widened: a fourth interruption records but does not widen again.
+    assert r.spot_interruption_patch(widened, "m6g.xlarge", now + 20, 3, 1800, ["x"], "widen", "msg-3")["widen"] is False
+
+
+def test_interruptions_outside_the_window_or_of_other_types_do_not_count():
+    pool, now = POOL, 1_000_000
+    for offset, instance_type in ((0, "m6g.xlarge"), (10, "r6g.xlarge"), (4000, "m6g.xlarge")):
+        decision = r.spot_interruption_patch(pool, instance_type, now + offset, 2, 1800, ["m7g.xlarge"], "widen", str(offset))
+        pool = merge(pool, decision["patch"])
+    assert decision["widen"] is False and decision["count"] == 1
+    assert len(json.loads(pool["metadata"]["annotations"][r.INTERRUPTIONS])) == 1
+
+
+def test_revert_after_a_quiet_period_only():
+    pool, now = POOL, 1_000_000
+    for index in range(3):
+        pool = merge(pool, r.spot_interruption_patch(pool, "m6g.xlarge", now + index, 3, 1800, ["m7g.xlarge"], "widen", str(index))["patch"])
+    assert r.spot_revert_patch(pool, now + 100, 3600) == {}
+    reverted = merge(pool, r.spot_revert_patch(pool, now + 3700, 3600))
+    assert reverted == POOL
+    assert r.spot_revert_patch(reverted, now + 9999, 3600) == {}
+
+
+def test_fallback_weight_raise_and_restore():
+    fallback = {"metadata": {"name": "on-demand-fallback"}, "spec": {"weight": 10}}
+    raised = merge(fallback, r.fallback_weight_patch(fallback, 100))
+    assert raised["spec"]["weight"] == 100 and r.fallback_weight_patch(raised, 100) == {}
+    assert merge(raised, r.fallback_weight_restore(raised)) == fallback
