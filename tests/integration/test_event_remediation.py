@@ -117,6 +117,25 @@ def test_terminated_instance_leaves_no_node_behind_and_running_needs_nothing(lab
     wait_until("the message acknowledged", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 60)
 
 
+def test_scheduled_change_naming_two_instances_drains_both_nodes(lab, kubectl, kube_json, aws, queues, rulebook):
+    nodes = {"ip-10-42-5-1.ap-southeast-1.compute.internal": "i-0feed00000000001", "ip-10-42-5-2.ap-southeast-1.compute.internal": "i-0feed00000000002"}
+    for name, instance_id in nodes.items():
+        fake_node(kubectl, name, instance_id)
+    try:
+        # One AWS Health retirement notice for both instances, as AWS sends it for a degraded host.
+        entry = lab_events.ec2_event("scheduled-change", "i-0feed00000000001", "123456789012", "ap-southeast-1a")
+        detail = json.loads(entry["Detail"])
+        detail["affectedEntities"] = [{"entityValue": i, "status": "PENDING"} for i in nodes.values()]
+        entry.update(Detail=json.dumps(detail), Resources=list(nodes.values()), EventBusName="default")
+        assert aws("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+        for name in nodes:
+            wait_until(f"{name} drained before the window", lambda n=name: node_events(kube_json, n, "ScheduledChangeDrained"), 120, interval=0.5)
+            assert kube_json("node", name)["spec"].get("unschedulable") is True
+        wait_until("the notice acknowledged", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 60)
+    finally:
+        kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)
+
+
 def _limits(kube_json):
     pool = kube_json("nodepool", "default")
     return pool["spec"].get("limits"), pool["metadata"].get("annotations") or {}

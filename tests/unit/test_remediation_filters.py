@@ -126,3 +126,9 @@ def test_fallback_weight_raise_and_restore():
     raised = merge(fallback, r.fallback_weight_patch(fallback, 100))
     assert raised["spec"]["weight"] == 100 and r.fallback_weight_patch(raised, 100) == {}
     assert merge(raised, r.fallback_weight_restore(raised)) == fallback
+
+
+def test_nodes_for_instances_keeps_the_order_and_skips_instances_without_a_node():
+    nodes = [{"metadata": {"name": n}, "spec": {"providerID": f"aws:///ap-southeast-1a/{i}"}} for n, i in (("a", "i-01"), ("b", "i-02"))]
+    assert [n["metadata"]["name"] for n in r.nodes_for_instances(nodes, ["i-02", "i-99", "i-01"])] == ["b", "a"]
+    assert r.nodes_for_instances(nodes, []) == []

@@ -16,7 +16,8 @@ short_description: Decide the NodePool and HPA patches of the remediation playbo
 version_added: 0.1.0
 author: Karpenter HPA EKS contributors
 description:
-  - C(node_for_instance) returns the Node whose C(spec.providerID) ends with C(/<instance id>), or an empty dict.
+  - C(node_for_instance) returns the Node whose C(spec.providerID) ends with C(/<instance id>), or an empty dict;
+    C(nodes_for_instances) the Nodes of a list of instance ids (those that have one).
   - C(nodepool_cost_cap) returns a merge patch capping a NodePool's C(spec.limits) (at a ceiling, or at what is
     provisioned now) and remembering the previous limits in an annotation; an empty dict when already capped.
   - C(nodepool_cost_restore) returns the merge patch that puts the remembered limits back exactly, or an empty dict.
@@ -74,6 +75,12 @@ def node_for_instance(nodes, instance_id):
         if provider_id.rsplit("/", 1)[-1] == instance_id:
             return node
     return {}
+
+
+def nodes_for_instances(nodes, instance_ids):
+    """The Nodes of several instances (an AWS Health event may name many), in the order of the ids."""
+    found = [node_for_instance(nodes, instance_id) for instance_id in instance_ids or []]
+    return [node for node in found if node]
 
 
 def nodepool_cost_cap(nodepool, mode="current", ceiling=None, reason="cost alarm"):
@@ -208,6 +215,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "node_for_instance": node_for_instance,
+            "nodes_for_instances": nodes_for_instances,
             "nodepool_cost_cap": nodepool_cost_cap,
             "nodepool_cost_restore": nodepool_cost_restore,
             "hpa_cost_cap": hpa_cost_cap,
