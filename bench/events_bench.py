@@ -45,7 +45,8 @@ def make_nodes(prefix, count):
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
                          "labels": {"kubernetes.io/hostname": name, "type": "kwok", "bench": prefix}},
-            "spec": {"providerID": f"aws:///ap-southeast-1a/i-0be{prefix:0>3}{index:010d}",
+            # EC2 instance ids are hex: the prefix goes in as the hex of its characters.
+            "spec": {"providerID": f"aws:///ap-southeast-1a/i-0{prefix.encode().hex()}{index:010x}",
                      "taints": [{"key": "bench", "value": "true", "effect": "NoSchedule"}]},
             "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}},
         })
