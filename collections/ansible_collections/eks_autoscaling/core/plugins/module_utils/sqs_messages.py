@@ -118,13 +118,10 @@ def _check_queue(client, queue_url):
         raise _queue_not_found(queue_url, e) from e
 
 
-@_SqsErrorHandler.common_error_handler("change the visibility of the SQS message")
-def _change_visibility(client, queue_url, receipt_handle, visibility_timeout):
-    """None when SQS accepted the handle, else SQS's reason for refusing it."""
+def _refused_reason(queue_url, call):
+    """Run one call on a receipt handle: None when SQS accepted the handle, else its reason for refusing it."""
     try:
-        client.change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=visibility_timeout, aws_retry=True
-        )
+        call()
     except is_boto3_error_code(list(MISSING_QUEUE_CODES)) as e:
         raise _queue_not_found(queue_url, e) from e
     except is_boto3_error_code(list(STALE_HANDLE_CODES) + [_AMBIGUOUS_CODE]) as e:
@@ -133,20 +130,17 @@ def _change_visibility(client, queue_url, receipt_handle, visibility_timeout):
             raise
         return reason
     return None
+
+
+@_SqsErrorHandler.common_error_handler("change the visibility of the SQS message")
+def _change_visibility(client, queue_url, receipt_handle, visibility_timeout):
+    return _refused_reason(queue_url, lambda: client.change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=visibility_timeout, aws_retry=True))
 
 
 @_SqsErrorHandler.common_error_handler("delete the SQS message")
 def _delete(client, queue_url, receipt_handle):
-    try:
-        client.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle, aws_retry=True)
-    except is_boto3_error_code(list(MISSING_QUEUE_CODES)) as e:
-        raise _queue_not_found(queue_url, e) from e
-    except is_boto3_error_code(list(STALE_HANDLE_CODES) + [_AMBIGUOUS_CODE]) as e:
-        reason = _stale_reason(e)
-        if reason is None:
-            raise
-        return reason
-    return None
+    return _refused_reason(queue_url, lambda: client.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle, aws_retry=True))
 
 
 def _result(changed, queue_url, action, visibility_timeout=None, stale_reason=None):
