@@ -131,3 +131,31 @@ class RecordingClient:
 
     def mutating_calls(self):
         return [name for name in self.calls if not name.startswith(self.READ_ONLY)]
+
+
+# Factories, because each test module talks to its own service: a module binds it in one line,
+# `recorder = pytest.fixture(lambda aws_recorder: aws_recorder("sqs"))`, and `client` below follows.
+@pytest.fixture
+def aws_recorder(aws_endpoint):
+    """aws_recorder(service) -> a RecordingClient for that service on the in-process server."""
+
+    def _make(service):
+        return RecordingClient(aws_endpoint, service)
+
+    return _make
+
+
+@pytest.fixture
+def boto_client(aws_endpoint):
+    """boto_client(service) -> a plain boto3 client, to look at the server independently of the code under test."""
+
+    def _make(service):
+        return make_client(aws_endpoint, service)
+
+    return _make
+
+
+@pytest.fixture
+def client(recorder):
+    """The client the code under test gets; `recorder` is the test module's, so the module picks the service."""
+    return recorder.client

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import budgets
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.budgets import BudgetsError
 
-from .conftest import COLLECTIONS, REGION, RecordingClient, make_client
+from .conftest import COLLECTIONS, REGION
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401
@@ -49,20 +49,8 @@ FORECASTED_100 = {
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------------
-@pytest.fixture
-def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint, "budgets")
-
-
-@pytest.fixture
-def client(recorder):
-    return recorder.client
-
-
-@pytest.fixture
-def raw(aws_endpoint):
-    """A second, plain client to look at the server independently of the code under test."""
-    return make_client(aws_endpoint, "budgets")
+recorder = pytest.fixture(lambda aws_recorder: aws_recorder("budgets"))
+raw = pytest.fixture(lambda boto_client: boto_client("budgets"))
 
 
 @pytest.fixture
@@ -503,8 +491,8 @@ def test_api_errors_carry_the_botocore_error(recorder, client, raw, name):
     assert "DeleteBudget" not in recorder.calls and "CreateBudget" not in recorder.calls
 
 
-def test_account_id_comes_from_sts(aws_endpoint):
-    sts = RecordingClient(aws_endpoint, "sts")
+def test_account_id_comes_from_sts(aws_recorder):
+    sts = aws_recorder("sts")
     assert budgets.get_account_id(sts.client) == ACCOUNT
     assert sts.calls == ["GetCallerIdentity"]
 

@@ -14,25 +14,13 @@ from botocore.exceptions import ClientError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_access
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_access import EksAccessError
 
-from .conftest import COLLECTIONS, RecordingClient, make_client
+from .conftest import COLLECTIONS
 
 MODULES_DIR = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "plugins" / "modules"
 
 
-@pytest.fixture
-def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint, "eks")
-
-
-@pytest.fixture
-def client(recorder):
-    return recorder.client
-
-
-@pytest.fixture
-def raw_eks(aws_endpoint):
-    """A second, plain client to look at the server independently of the code under test."""
-    return make_client(aws_endpoint, "eks")
+recorder = pytest.fixture(lambda aws_recorder: aws_recorder("eks"))
+raw_eks = pytest.fixture(lambda boto_client: boto_client("eks"))
 
 
 def describe_entry(raw_eks, cluster, principal):

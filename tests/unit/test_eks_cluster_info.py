@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_cluster
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import EksClusterError
 
-from .conftest import REGION, RecordingClient, make_client
+from .conftest import REGION, make_client
 from .test_eks_access import MODULES_DIR
 
 # The ansible-playbook fixtures are shared rather than copied so the two playbook tests cannot
@@ -35,14 +35,7 @@ RETURNED_KEYS = {
 }
 
 
-@pytest.fixture
-def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint, "eks")
-
-
-@pytest.fixture
-def client(recorder):
-    return recorder.client
+recorder = pytest.fixture(lambda aws_recorder: aws_recorder("eks"))
 
 
 @pytest.fixture(scope="module")

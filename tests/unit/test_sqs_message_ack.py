@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_messages
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.sqs_messages import SqsMessagesError
 
-from .conftest import COLLECTIONS, RecordingClient, make_client
+from .conftest import COLLECTIONS
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401
@@ -22,19 +22,8 @@ MODULE = "sqs_message_ack"
 MODULE_PATH = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "plugins" / "modules" / f"{MODULE}.py"
 
 
-@pytest.fixture
-def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint, "sqs")
-
-
-@pytest.fixture
-def client(recorder):
-    return recorder.client
-
-
-@pytest.fixture
-def raw_sqs(aws_endpoint):
-    return make_client(aws_endpoint, "sqs")
+recorder = pytest.fixture(lambda aws_recorder: aws_recorder("sqs"))
+raw_sqs = pytest.fixture(lambda boto_client: boto_client("sqs"))
 
 
 @pytest.fixture

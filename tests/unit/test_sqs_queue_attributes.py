@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_attributes
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.sqs_attributes import SqsAttributesError
 
-from .conftest import COLLECTIONS, REGION, RecordingClient, make_client
+from .conftest import COLLECTIONS, REGION
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401
@@ -35,19 +35,8 @@ def sent_attributes(recorder):
     return [dict(params["Attributes"]) for name, params in recorder.params if name == "SetQueueAttributes"]
 
 
-@pytest.fixture
-def recorder(aws_endpoint):
-    return RecordingClient(aws_endpoint, "sqs")
-
-
-@pytest.fixture
-def client(recorder):
-    return recorder.client
-
-
-@pytest.fixture
-def raw_sqs(aws_endpoint):
-    return make_client(aws_endpoint, "sqs")
+recorder = pytest.fixture(lambda aws_recorder: aws_recorder("sqs"))
+raw_sqs = pytest.fixture(lambda boto_client: boto_client("sqs"))
 
 
 @pytest.fixture
