@@ -89,11 +89,13 @@ integration: $(STAMP) lab-build check-java ## integration tests on the lab (star
 # Every scenario, one after another, the house way: CHECK on a clean lab, apply, idempotent CHECK, idempotent
 # apply, verify; the scenario's cleanup runs whether they passed or not. The idempotent CHECK needs its own
 # command (`-- --check`), which a molecule sequence cannot express: molecule/default/molecule.yml says why.
+# SCENARIOS picks some, e.g. make molecule SCENARIOS="default karpenter".
+SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml))
 .PHONY: molecule
 molecule: $(STAMP) ## Molecule scenarios on the running lab (start it with make lab-up)
 	@test -f inventories/lab/group_vars/all/lab.yml || { echo "make: no lab inventory: start the lab with make lab-up"; exit 1; }
 	@m=$(VENV)/bin/molecule; \
-	for s in $(patsubst molecule/%/molecule.yml,%,$(wildcard molecule/*/molecule.yml)); do \
+	for s in $(SCENARIOS); do \
 	  $$m check -s $$s && $$m converge -s $$s && $$m idempotence -s $$s -- --check \
 	    && $$m idempotence -s $$s && $$m verify -s $$s; rc=$$?; \
 	  $$m destroy -s $$s || exit 1; \
@@ -105,6 +107,14 @@ test: ## everything CI checks
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory molecule-default
+
+# The whole setup the molecule way (check, converge, idempotent check, idempotent converge, verify,
+# cleanup) on a lab of its own; the per-role scenarios run with `make molecule`.
+.PHONY: molecule-default
+molecule-default: $(STAMP) lab-build
+	@$(MAKE) --no-print-directory lab-up
+	@$(MAKE) --no-print-directory molecule SCENARIOS=default; rc=$$?; $(MAKE) --no-print-directory lab-down; exit $$rc
 
 .PHONY: bench
 bench: $(STAMP) lab-build ## benchmarks, JSON results under bench/results/

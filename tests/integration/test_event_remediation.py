@@ -206,6 +206,9 @@ def test_a_burst_of_500_duplicate_warnings_for_50_nodes_drains_each_node_once(la
         wait_until("no message left", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 300, interval=2)
         drained = [e for n in names for e in node_events(kube_json, n, "SpotInterruptionDrained")]
         assert sorted(e["involvedObject"]["name"] for e in drained) == sorted(names), "each node drained exactly once"
+        # Events are named <node>.<hash of the message id>: the source gathered the burst into a few events.
+        runs = {e["metadata"]["name"].rsplit(".", 1)[1] for e in drained}
+        assert len(runs) <= 10, f"{len(runs)} remediation runs for 50 nodes: the burst was not batched"
         assert queues["counts"](DLQ) == (0, 0), "nothing dead-lettered"
     finally:
         kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)

@@ -102,6 +102,37 @@ def test_spot_interruptions_widen_at_the_threshold_once_and_count_an_event_once(
     assert r.spot_interruption_patch(widened, "m6g.xlarge", now + 20, 3, 1800, ["x"], "widen", "msg-3")["widen"] is False
 
 
+def test_a_batch_of_interruptions_widens_in_one_patch_and_counts_each_instance_once():
+    """A batched event names several nodes of one pool: all are recorded at once, repeats of an id count once."""
+    now = 1_000_000
+    batch = [{"type": "m6g.xlarge", "id": f"i-0{index}"} for index in range(3)] + [{"type": "r6g.xlarge", "id": "i-09"}]
+    decision = r.spot_interruptions_patch(POOL, batch + batch[:1], now, 3, 1800, ["m7g.xlarge"], "widen")
+    assert decision["widen"] is True and decision["count"] == 3
+    widened = merge(POOL, decision["patch"])
+    recorded = json.loads(widened["metadata"]["annotations"][r.INTERRUPTIONS])
+    assert sorted(record["id"] for record in recorded) == ["i-00", "i-01", "i-02", "i-09"]
+    assert "m7g.xlarge" in widened["spec"]["template"]["spec"]["requirements"][1]["values"]
+    # The same batch delivered again changes nothing.
+    assert r.spot_interruptions_patch(widened, batch, now + 5, 3, 1800, ["m7g.xlarge"], "widen") == {"patch": {}, "widen": False, "count": 3}
+    # Below the threshold in one batch: recorded, not widened.
+    below = r.spot_interruptions_patch(POOL, batch[:2], now, 3, 1800, ["m7g.xlarge"], "widen")
+    assert below["widen"] is False and below["count"] == 2 and "spec" not in below["patch"]
+
+
+def test_nodepool_interruptions_groups_nodes_by_their_pool():
+    def node(name, pool, instance_type):
+        labels = {"node.kubernetes.io/instance-type": instance_type, **({"karpenter.sh/nodepool": pool} if pool else {})}
+        return {"metadata": {"name": name, "labels": labels}, "spec": {"providerID": f"aws:///ap-southeast-1a/i-0{name}"}}
+
+    nodes = [node("a", "default", "m6g.xlarge"), node("b", None, "t4g.xlarge"), node("c", "spot", "c6g.2xlarge"),
+             node("d", "default", "r6g.xlarge")]
+    assert r.nodepool_interruptions(nodes) == [
+        {"nodepool": "default", "interruptions": [{"type": "m6g.xlarge", "id": "i-0a"}, {"type": "r6g.xlarge", "id": "i-0d"}]},
+        {"nodepool": "spot", "interruptions": [{"type": "c6g.2xlarge", "id": "i-0c"}]},
+    ]
+    assert r.nodepool_interruptions([]) == []
+
+
 def test_interruptions_outside_the_window_or_of_other_types_do_not_count():
     pool, now = POOL, 1_000_000
     for offset, instance_type in ((0, "m6g.xlarge"), (10, "r6g.xlarge"), (4000, "m6g.xlarge")):
@@ -132,3 +163,41 @@ def test_nodes_for_instances_keeps_the_order_and_skips_instances_without_a_node(
     nodes = [{"metadata": {"name": n}, "spec": {"providerID": f"aws:///ap-southeast-1a/{i}"}} for n, i in (("a", "i-01"), ("b", "i-02"))]
     assert [n["metadata"]["name"] for n in r.nodes_for_instances(nodes, ["i-02", "i-99", "i-01"])] == ["b", "a"]
     assert r.nodes_for_instances(nodes, []) == []
+
+
+def test_remediation_events_name_one_event_per_object_after_the_message():
+    import hashlib
+
+    node = {"metadata": {"name": "ip-10-0-0-1", "uid": "u-1"}}
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"}}
+    events = r.remediation_events([node, pool], "SpotInterruptionDrained", "drained", "eks-autoscaling-remediation",
+                                  "2026-11-27T12:00:00Z", "msg-1")
+    suffix = hashlib.sha1(b"msg-1").hexdigest()[:12]
+    assert [e["metadata"] for e in events] == [
+        {"name": f"ip-10-0-0-1.{suffix}", "namespace": "default"},
+        {"name": f"default.{suffix}", "namespace": "default"},
+    ]
+    assert events[0]["involvedObject"] == {"apiVersion": "v1", "kind": "Node", "name": "ip-10-0-0-1", "uid": "u-1"}
+    assert events[1]["involvedObject"] == {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "name": "default"}
+    assert {e["type"] for e in events} == {"Warning"}
+    assert events[0]["firstTimestamp"] == events[0]["lastTimestamp"] == "2026-11-27T12:00:00Z"
+    assert r.remediation_events([pool], "CostCapRestored", "m", "c", "t", "k")[0]["type"] == "Normal"
+    assert r.remediation_events([], "x", "m", "c", "t", "k") == []
+
+
+def test_only_nodes_with_pods_to_evict_need_a_drain():
+    def node(name):
+        return {"metadata": {"name": name}}
+
+    def pod(node_name, owner=None, phase="Running", mirror=False):
+        metadata = {"name": f"p-{node_name}-{owner}-{phase}", "annotations": {"kubernetes.io/config.mirror": "x"} if mirror else {}}
+        if owner:
+            metadata["ownerReferences"] = [{"kind": owner, "name": "o"}]
+        return {"metadata": metadata, "spec": {"nodeName": node_name}, "status": {"phase": phase}}
+
+    nodes = [node(n) for n in ("app", "daemons", "done", "mirror", "empty", "bare")]
+    pods = [pod("app", "ReplicaSet"), pod("daemons", "DaemonSet"), pod("done", "Job", "Succeeded"), pod("done", "Job", "Failed"),
+            pod("mirror", "Node", mirror=True), pod("bare"), pod("elsewhere", "ReplicaSet")]
+    assert [n["metadata"]["name"] for n in r.nodes_with_pods_to_evict(nodes, pods)] == ["app", "bare"]
+    assert r.nodes_with_pods_to_evict(nodes, []) == []
+    assert r.cordon_patches(nodes[:1]) == [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "app"}, "spec": {"unschedulable": True}}]

@@ -30,7 +30,8 @@ SOURCE_PATH = (
 ACCOUNT = "123456789012"
 EVENT_KEYS = {
     "sqs", "kind", "source", "detail_type", "account", "region", "time", "instance_id", "instance_ids",
-    "instance_type", "instance_action", "state", "alarm_name", "new_state", "budget_name", "dedup_key", "detail", "body",
+    "instance_type", "instance_action", "state", "alarm_name", "new_state", "budget_name", "dedup_key", "batch", "detail",
+    "body",
 }
 SQS_KEYS = {"queue_url", "message_id", "receipt_handle", "receive_count", "sent_timestamp", "acked_by_source"}
 FAST = {"wait_time_seconds": 1, "visibility_timeout": 2, "heartbeat_interval": 0.3, "max_inflight_seconds": 60}
@@ -330,6 +331,10 @@ def test_arguments_defaults_aliases_and_coercion():
         ({"queue_name": "a", "visibility_timeout": True}, "visibility_timeout must be a whole number"),
         ({"queue_name": "a", "queue": "b"}, "unknown argument 'queue'"),
         ({"queue_name": 5}, "queue_name must be a non-empty string"),
+        ({"queue_name": "a", "batch_interval": -1}, "batch_interval must be 0 or more"),
+        ({"queue_name": "a", "max_inflight_seconds": 10, "batch_interval": 10}, "less than max_inflight_seconds"),
+        ({"queue_name": "a", "batch_max_instances": 0}, "batch_max_instances must be 1 or more"),
+        ({"queue_name": "a", "batch_max_instances": "many"}, "batch_max_instances must be a whole number"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_call(args, message):
@@ -684,3 +689,104 @@ async def test_transient_errors_are_retried(sqs, make_queue, source_args, ack_cl
         assert flaky["client"].failures == {"get_queue_url": 0, "receive_message": 0, "change_message_visibility_batch": 0}
         assert ack(ack_client, event)["changed"] is True
         await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+# -- batching ------------------------------------------------------------------------------------------------
+async def test_batching_gathers_other_instances_into_one_event_and_acks_them_with_it(sqs, make_queue, source_args, ack_client):
+    """The first warning goes out alone; warnings for 5 more nodes (2 copies each) within batch_interval go out
+    as one event naming the 5; a rebalance recommendation meanwhile is another group and is not held back."""
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0a0")])
+    async with running(source_args(url, batch_interval=1.5)) as (events, _):
+        (first,) = await take(events, 1)
+        assert first["instance_ids"] == ["i-0a0"] and [b["instance_ids"] for b in first["batch"]] == [["i-0a0"]]
+        later = [f"i-0a{index}" for index in range(1, 6)]
+        send(sqs, url, [spot_body(instance) for _ in range(2) for instance in later])
+        send(sqs, url, [eventbridge_body("rebalance-recommendation", "i-0a1")])
+        received = await take(events, 2, timeout=8)
+        by_kind = {event["kind"]: event for event in received}
+        assert by_kind["rebalance_recommendation"]["instance_ids"] == ["i-0a1"]
+        batch = by_kind["spot_interruption"]
+        assert sorted(batch["instance_ids"]) == later and batch["instance_id"] == batch["instance_ids"][0]
+        assert batch["dedup_key"] == "spot_interruption:instance:" + ",".join(later)
+        # One entry per instance's first message; the copies are held as duplicates, not listed.
+        assert sorted(i for entry in batch["batch"] for i in entry["instance_ids"]) == later
+        assert len({entry["message_id"] for entry in batch["batch"]}) == 5
+        assert batch["sqs"]["message_id"] == batch["batch"][0]["message_id"]
+        await until(lambda: counts(sqs, url) == (0, 12), what="all 12 messages in flight")
+        await assert_no_event(events, 2.5)
+
+        assert ack(ack_client, batch)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 2), what="the batch's 10 messages deleted with its lead")
+        # Copies of batched instances that come late are deleted, not emitted again.
+        send(sqs, url, [spot_body("i-0a3")])
+        await until(lambda: counts(sqs, url) == (0, 2), what="late copy deleted")
+        for event in (first, by_kind["rebalance_recommendation"]):
+            assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await assert_no_event(events, 0.5)
+
+
+async def test_a_lone_event_is_not_delayed_by_batching(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0b0")])
+    # The interval is far longer than the wait: only an event that skips it can arrive.
+    async with running(source_args(url, batch_interval=30)) as (events, _):
+        (event,) = await take(events, 1, timeout=5)
+        assert event["instance_ids"] == ["i-0b0"]
+        assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_a_full_batch_goes_out_at_once(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0c0")])
+    async with running(source_args(url, batch_interval=30, batch_max_instances=2)) as (events, _):
+        (first,) = await take(events, 1, timeout=5)
+        send(sqs, url, [spot_body(f"i-0c{index}") for index in range(1, 6)])
+        # i-0c1..4 fill two batches of 2 that go out without waiting 30 s; i-0c5 waits in the third.
+        received = await take(events, 2, timeout=8)
+        assert sorted(len(event["instance_ids"]) for event in received) == [2, 2]
+        assert sorted(i for event in received for i in event["instance_ids"]) == [f"i-0c{index}" for index in range(1, 5)]
+        await assert_no_event(events, 1)
+        for event in [first, *received]:
+            assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 1), what="the four batched messages deleted")
+
+
+async def test_an_unhandled_batch_is_delivered_again_whole(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0d0")])
+    async with running(source_args(url, batch_interval=0.5, max_inflight_seconds=2)) as (events, _):
+        (first,) = await take(events, 1)
+        assert ack(ack_client, first)["changed"] is True
+        send(sqs, url, [spot_body("i-0d1"), spot_body("i-0d2"), spot_body("i-0d3")])
+        (batch,) = await take(events, 1, timeout=5)
+        assert sorted(batch["instance_ids"]) == ["i-0d1", "i-0d2", "i-0d3"]
+        # Not acknowledged: after max_inflight_seconds all three come back, and none is lost.
+        again = await take(events, 1, timeout=8)
+        instances = set(again[0]["instance_ids"])
+        while instances != {"i-0d1", "i-0d2", "i-0d3"}:
+            again += await take(events, 1, timeout=5)
+            instances |= set(again[-1]["instance_ids"])
+        assert all(event["sqs"]["receive_count"] == 2 for event in again)
+        for event in again:
+            assert ack(ack_client, event)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
+async def test_cancellation_releases_a_batch_still_being_gathered(sqs, make_queue, source_args, caplog):
+    url = make_queue()
+    send(sqs, url, [spot_body("i-0e0")])
+    caplog.set_level(logging.DEBUG, logger="eks_autoscaling.core.sqs_events")
+    events = asyncio.Queue()
+    task = asyncio.create_task(sqs_events.main(events, source_args(url, visibility_timeout=300, heartbeat_interval=0.3, batch_interval=30)))
+    await take(events, 1)
+    send(sqs, url, [spot_body("i-0e1"), spot_body("i-0e2")])
+    # Received by SQS is not yet dispatched by the source: wait until both are in the batch.
+    await until(lambda: len([r for r in caplog.records if "batch" in r.getMessage() and "i-0e" in r.getMessage()]) == 2,
+                what="both gathered")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert counts(sqs, url) == (3, 0)

@@ -22,9 +22,13 @@ description:
     provisioned now) and remembering the previous limits in an annotation; an empty dict when already capped.
   - C(nodepool_cost_restore) returns the merge patch that puts the remembered limits back exactly, or an empty dict.
   - C(hpa_cost_cap) and C(hpa_cost_restore) do the same for an HPA's C(maxReplicas).
-  - C(spot_interruption_patch) records one spot interruption (instance type, time) on a NodePool and, when
-    N interruptions of one type fall within the window, widens its instance types or asks for the fallback
-    pool's weight to rise; C(spot_revert_patch) undoes the widening after a quiet period.
+  - C(spot_interruptions_patch) records spot interruptions (instance type, instance id, time) on a NodePool and,
+    when N interruptions of one type fall within the window, widens its instance types or asks for the fallback
+    pool's weight to rise; C(spot_interruption_patch) records one; C(spot_revert_patch) undoes the widening
+    after a quiet period. C(nodepool_interruptions) groups interrupted Nodes by their NodePool for it.
+  - C(cordon_patches) returns the patches cordoning some Nodes; C(nodes_with_pods_to_evict) the Nodes of a
+    list that run a pod a drain must evict (not a DaemonSet's, not a mirror pod, not finished).
+  - C(remediation_events) returns the Kubernetes Events recording a remediation on each object it touched.
 options:
   _input:
     description: The object (Node list, NodePool or HPA) the decision is about.
@@ -48,6 +52,7 @@ _value:
   type: raw
 """
 
+import hashlib
 import json
 
 ANNOTATION_PREFIX = "eks-autoscaling.io/"
@@ -59,6 +64,8 @@ REQUIREMENTS_BEFORE = ANNOTATION_PREFIX + "requirements-before-widening"
 WEIGHT_BEFORE = ANNOTATION_PREFIX + "weight-before-spot-fallback"
 WIDENED_AT = ANNOTATION_PREFIX + "spot-widened-at"
 INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
+# Reasons of remediations that undo an earlier one: recorded as Normal Events.
+NORMAL_REASONS = ("CostCapRestored", "SpotWideningReverted")
 # No annotation grows without bound: interruptions older than the window are dropped, and at most this many kept.
 MAX_RECORDED_INTERRUPTIONS = 50
 
@@ -81,6 +88,76 @@ def nodes_for_instances(nodes, instance_ids):
     """The Nodes of several instances (an AWS Health event may name many), in the order of the ids."""
     found = [node_for_instance(nodes, instance_id) for instance_id in instance_ids or []]
     return [node for node in found if node]
+
+
+def remediation_events(objects, reason, message, component, timestamp, key):
+    """One Kubernetes Event per object a remediation touched, for one k8s task to apply them all.
+
+    Each is named after its object and the key (the SQS message id), so handling a message again
+    changes nothing; Normal for the undoing reasons, Warning otherwise.
+    """
+    suffix = hashlib.sha1(str(key).encode()).hexdigest()[:12]
+    events = []
+    for obj in objects or []:
+        metadata = obj.get("metadata") or {}
+        involved = {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind") or "Node", "name": metadata["name"]}
+        if metadata.get("namespace"):
+            involved["namespace"] = metadata["namespace"]
+        if metadata.get("uid"):
+            involved["uid"] = metadata["uid"]
+        events.append({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{metadata['name']}.{suffix}", "namespace": metadata.get("namespace") or "default"},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": "Normal" if reason in NORMAL_REASONS else "Warning",
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": timestamp,
+            "lastTimestamp": timestamp,
+            "count": 1,
+        })
+    return events
+
+
+def nodepool_interruptions(nodes):
+    """The interruptions of some Nodes, by the Karpenter NodePool that made them (nodes of none are left out):
+    [{"nodepool": name, "interruptions": [{"type": instance type, "id": instance id}]}], in first-seen order."""
+    pools = {}
+    for node in nodes or []:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        pool = labels.get("karpenter.sh/nodepool")
+        if not pool:
+            continue
+        instance_id = (((node.get("spec") or {}).get("providerID")) or "").rsplit("/", 1)[-1] or None
+        pools.setdefault(pool, []).append({"type": labels.get(INSTANCE_TYPE_KEY, "unknown"), "id": instance_id})
+    return [{"nodepool": name, "interruptions": items} for name, items in pools.items()]
+
+
+def cordon_patches(nodes):
+    """Patches marking Nodes unschedulable, for one k8s task (state: patched) to cordon them all."""
+    return [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["metadata"]["name"]}, "spec": {"unschedulable": True}}
+            for node in nodes or []]
+
+
+def _needs_eviction(pod):
+    """What a drain has to evict: not a DaemonSet's pod (it would come back), a mirror pod (the kubelet
+    owns it) or a pod that has already finished."""
+    metadata = pod.get("metadata") or {}
+    if any(owner.get("kind") == "DaemonSet" for owner in metadata.get("ownerReferences") or []):
+        return False
+    if "kubernetes.io/config.mirror" in (metadata.get("annotations") or {}):
+        return False
+    return ((pod.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")
+
+
+def nodes_with_pods_to_evict(nodes, pods):
+    """The Nodes among ``nodes`` on which some pod still needs evicting."""
+    busy = {(pod.get("spec") or {}).get("nodeName") for pod in pods or [] if _needs_eviction(pod)}
+    return [node for node in nodes or [] if node["metadata"]["name"] in busy]
 
 
 def nodepool_cost_cap(nodepool, mode="current", ceiling=None, reason="cost alarm"):
@@ -147,17 +224,36 @@ def _recent(records, now, window_seconds):
 
 def spot_interruption_patch(nodepool, instance_type, now, threshold=3, window_seconds=1800,
                             extra_instance_types=None, action="widen", event_id=None):
-    """Record one interruption; widen the pool (or ask for the fallback's weight) when one type hits the threshold.
+    """Record one interruption; see spot_interruptions_patch."""
+    return spot_interruptions_patch(nodepool, [{"type": instance_type, "id": event_id}], now, threshold, window_seconds,
+                                    extra_instance_types, action)
 
-    Returns {"patch": merge patch for this NodePool, "widen": bool, "count": interruptions of that type in
-    the window}. The same event_id recorded twice counts once, so a redelivered event changes nothing.
+
+def spot_interruptions_patch(nodepool, interruptions, now, threshold=3, window_seconds=1800,
+                             extra_instance_types=None, action="widen"):
+    """Record interruptions ({"type", "id"} each); widen the pool (or ask for the fallback's weight) when one
+    type reaches the threshold within the window.
+
+    Returns {"patch": merge patch for this NodePool, "widen": bool, "count": interruptions in the window of
+    the type seen most}. An id already recorded counts once, so a redelivered event changes nothing.
     """
     annotations = _annotations(nodepool)
     records = _recent(json.loads(annotations.get(INTERRUPTIONS, "[]")), now, window_seconds)
-    if event_id and any(r.get("id") == event_id for r in records):
-        return {"patch": {}, "widen": False, "count": len([r for r in records if r.get("type") == instance_type])}
-    records.append({"t": int(now), "type": instance_type or "unknown", **({"id": event_id} if event_id else {})})
-    count = len([r for r in records if r.get("type") == instance_type])
+    known = {r.get("id") for r in records if r.get("id")}
+    added = False
+    types = []
+    for interruption in interruptions or []:
+        instance_type, event_id = interruption.get("type") or "unknown", interruption.get("id")
+        types.append(instance_type)
+        if event_id and event_id in known:
+            continue
+        records.append({"t": int(now), "type": instance_type, **({"id": event_id} if event_id else {})})
+        known.add(event_id)
+        added = True
+    records = records[-MAX_RECORDED_INTERRUPTIONS:]
+    count = max([len([r for r in records if r.get("type") == t]) for t in types] or [0])
+    if not added:
+        return {"patch": {}, "widen": False, "count": count}
     patch = {"metadata": {"annotations": {INTERRUPTIONS: json.dumps(records, separators=(",", ":"))}}}
     widen = count >= threshold and WIDENED_AT not in annotations
     if widen:
@@ -221,6 +317,11 @@ class FilterModule(object):
             "hpa_cost_cap": hpa_cost_cap,
             "hpa_cost_restore": hpa_cost_restore,
             "spot_interruption_patch": spot_interruption_patch,
+            "spot_interruptions_patch": spot_interruptions_patch,
+            "nodepool_interruptions": nodepool_interruptions,
+            "remediation_events": remediation_events,
+            "cordon_patches": cordon_patches,
+            "nodes_with_pods_to_evict": nodes_with_pods_to_evict,
             "spot_revert_patch": spot_revert_patch,
             "fallback_weight_patch": fallback_weight_patch,
             "fallback_weight_restore": fallback_weight_restore,

@@ -21,7 +21,7 @@ description:
     C(acked_by_source)), C(kind) (V(spot_interruption), V(rebalance_recommendation),
     V(instance_state_change), V(scheduled_change), V(alarm), V(budget) or V(unknown)), C(source),
     C(detail_type), C(account), C(region), C(time), C(instance_id), C(instance_ids), C(instance_type),
-    C(instance_action), C(state), C(alarm_name), C(new_state), C(budget_name), C(dedup_key), C(detail)
+    C(instance_action), C(state), C(alarm_name), C(new_state), C(budget_name), C(dedup_key), C(batch), C(detail)
     (the EventBridge detail, the alarm or budget notification parsed, or the text) and C(body) (the
     message body, parsed when it is JSON)."
   - Delivery is at least once. The source never deletes the message of an event it understood. It keeps
@@ -36,6 +36,15 @@ description:
     invisible, and deleted by the source once the event in flight is handled, or made visible again with
     it when that event times out. Duplicates arriving up to O(dedup_window) seconds after the event was
     handled are deleted too.
+  - Instance events can be batched (O(batch_interval)). The first event of a kind goes out at once; events
+    of the same kind (and, for state changes, the same state) naming other instances that arrive less than
+    O(batch_interval) seconds after it are held and go out together, as one event whose C(instance_ids)
+    names every instance, once that interval has passed. So a burst of interruptions for many nodes runs
+    a few remediations, each for many nodes, instead of one per node, while a lone event waits for nothing.
+    A batch event is the event of its first message with C(instance_ids), C(instance_id) (the first) and
+    C(dedup_key) (all the instances) widened, and C(batch) listing each message's C(message_id),
+    C(instance_ids) and C(instance_type); the other messages are held with it like duplicates, so
+    acknowledging its C(sqs.receipt_handle) acknowledges them all. Without batching C(batch) is V([]).
   - Events of kind V(unknown) are emitted, so that a rule can log them, and their messages deleted by the
     source right after (O(ack_unknown)); C(sqs.acked_by_source) is V(true) on those events.
   - SQS errors (throttling, network, a queue that does not exist yet) are logged and retried with
@@ -118,6 +127,19 @@ options:
         being emitted. V(0) turns this off.
     type: float
     default: 60
+  batch_interval:
+    description:
+      - Seconds during which instance events of one kind, after one was emitted, are gathered into one
+        event (see above). V(0) emits one event per instance.
+      - Must be less than O(max_inflight_seconds).
+    type: float
+    default: 0
+  batch_max_instances:
+    description:
+      - Most instances in one batch event; a full batch goes out at once.
+      - A batch event's remediation must finish within O(max_inflight_seconds) for all of them.
+    type: int
+    default: 100
   ack_unknown:
     description:
       - Delete the message of an event of kind V(unknown) once it is emitted. With V(false) such messages
@@ -144,6 +166,8 @@ EXAMPLES = r"""
         region: ap-southeast-1
         visibility_timeout: 60
         max_inflight_seconds: 900
+        # A burst of warnings for many nodes: one drain playbook run per 3 seconds, for all of them.
+        batch_interval: 3
   rules:
     - name: Drain the node of an interrupted spot instance
       condition: event.kind == "spot_interruption"
@@ -255,6 +279,7 @@ def _blank_event():
         "new_state": None,
         "budget_name": None,
         "dedup_key": None,
+        "batch": [],
         "detail": None,
     }
 
@@ -509,6 +534,8 @@ class SourceConfig:
     max_inflight_seconds: float = 600.0
     dedup: bool = True
     dedup_window: float = 60.0
+    batch_interval: float = 0.0
+    batch_max_instances: int = 100
     ack_unknown: bool = True
 
     @classmethod
@@ -527,10 +554,10 @@ class SourceConfig:
             if name in values:
                 if not isinstance(values[name], str) or not values[name]:
                     raise ValueError(f"sqs_events: {name} must be a non-empty string, got {values[name]!r}")
-        for name in ("wait_time_seconds", "max_messages", "visibility_timeout"):
+        for name in ("wait_time_seconds", "max_messages", "visibility_timeout", "batch_max_instances"):
             if name in values:
                 values[name] = _int_arg(name, values[name])
-        for name in ("heartbeat_interval", "max_inflight_seconds", "dedup_window"):
+        for name in ("heartbeat_interval", "max_inflight_seconds", "dedup_window", "batch_interval"):
             if name in values:
                 values[name] = _float_arg(name, values[name])
         for name in ("dedup", "ack_unknown"):
@@ -563,6 +590,13 @@ class SourceConfig:
             )
         if self.dedup_window < 0:
             raise ValueError(f"sqs_events: dedup_window must be 0 or more, got {self.dedup_window}")
+        if not 0 <= self.batch_interval < self.max_inflight_seconds:
+            raise ValueError(
+                f"sqs_events: batch_interval must be 0 or more and less than max_inflight_seconds "
+                f"({self.max_inflight_seconds}), got {self.batch_interval}"
+            )
+        if self.batch_max_instances < 1:
+            raise ValueError(f"sqs_events: batch_max_instances must be 1 or more, got {self.batch_max_instances}")
         if self.region is None and self.queue_url:
             match = _SQS_URL_HOST_RE.match(urlparse(self.queue_url).hostname or "")
             self.region = match.group("region") if match else None
@@ -621,6 +655,31 @@ class _InFlight:
     since: float
     # Duplicates held with a lead: message id -> receipt handle.
     held: Dict[str, str] = field(default_factory=dict)
+    # The dedup keys of the other messages of its batch, coalesced and acknowledged with it.
+    batch_keys: List[str] = field(default_factory=list)
+
+    @property
+    def keys(self):
+        return ([self.dedup_key] if self.dedup_key is not None else []) + self.batch_keys
+
+
+@dataclass
+class _Batch:
+    """Instance events of one kind gathered while batch_interval runs, emitted as one event."""
+
+    lead: _InFlight
+    event: Dict[str, Any]
+    instance_ids: List[str]
+    entries: List[Dict[str, Any]]
+    timer: Optional[asyncio.Task] = None
+
+
+# Instance events that can go out together: their remediations act on a list of nodes.
+BATCHED_KINDS = ("spot_interruption", "rebalance_recommendation", "instance_state_change", "scheduled_change")
+
+
+def _batch_entry(message_id, event):
+    return {"message_id": message_id, "instance_ids": list(event["instance_ids"]), "instance_type": event["instance_type"]}
 
 
 def _backoff(failures):
@@ -649,6 +708,9 @@ class SqsEventSource:
         self.handled: Dict[str, tuple] = {}
         # Messages the source has to delete (held duplicates of handled events, unknown events).
         self.doomed: Dict[str, str] = {}
+        # Batches being gathered, and when the last event went out, by batch group (kind, state).
+        self.pending: Dict[str, _Batch] = {}
+        self.last_emitted: Dict[str, float] = {}
 
     async def _call(self, method, **kwargs):
         loop = asyncio.get_running_loop()
@@ -662,6 +724,7 @@ class SqsEventSource:
         try:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
+            tasks += [batch.timer for batch in self.pending.values() if batch.timer is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -752,9 +815,76 @@ class SqsEventSource:
                 logger.info("message %s duplicates an event handled moments ago (%s); deleting it", message_id, key)
                 self.doomed[message_id] = handle
                 return
+            group = self._batch_group(event)
+            if group is not None:
+                await self._gather(group, event, message_id, handle, key)
+                return
             self.lead_by_key[key] = message_id
         self.leads[message_id] = _InFlight(message_id, handle, key, time.monotonic())
         logger.info("emitting %s event for message %s (%s)", event["kind"], message_id, key)
+        await self.queue.put(event)
+
+    # -- batching
+    def _batch_group(self, event):
+        if self.config.batch_interval <= 0 or event["kind"] not in BATCHED_KINDS or not event["instance_ids"]:
+            return None
+        return event["kind"] + (":" + str(event["state"]) if event["kind"] == "instance_state_change" else "")
+
+    async def _gather(self, group, event, message_id, handle, key):
+        """Emit now when the group has been quiet for batch_interval; otherwise add to its pending batch."""
+        batch = self.pending.get(group)
+        if batch is not None:
+            new_ids = [i for i in event["instance_ids"] if i not in batch.instance_ids]
+            if len(batch.instance_ids) + len(new_ids) <= self.config.batch_max_instances:
+                lead = batch.lead
+                lead.held[message_id] = handle
+                lead.batch_keys.append(key)
+                self.held[message_id] = lead.message_id
+                self.lead_by_key[key] = lead.message_id
+                batch.instance_ids += new_ids
+                batch.entries.append(_batch_entry(message_id, event))
+                logger.debug("message %s (%s) joins the %s batch of %s", message_id, key, group, lead.message_id)
+                return
+            await self._flush(group)
+        now = time.monotonic()
+        lead = _InFlight(message_id, handle, key, now)
+        self.leads[message_id] = lead
+        self.lead_by_key[key] = message_id
+        last = self.last_emitted.get(group)
+        if last is None or now - last >= self.config.batch_interval:
+            self.last_emitted[group] = now
+            event["batch"] = [_batch_entry(message_id, event)]
+            logger.info("emitting %s event for message %s (%s)", event["kind"], message_id, key)
+            await self.queue.put(event)
+            return
+        batch = _Batch(lead, event, list(event["instance_ids"]), [_batch_entry(message_id, event)])
+        self.pending[group] = batch
+        logger.info("gathering a %s batch from message %s (%s)", group, message_id, key)
+        batch.timer = asyncio.create_task(self._flush_after(group, batch, last + self.config.batch_interval - now))
+
+    async def _flush_after(self, group, batch, delay):
+        await asyncio.sleep(delay)
+        if self.pending.get(group) is batch:
+            await self._flush(group)
+
+    async def _flush(self, group):
+        batch = self.pending.pop(group)
+        if batch.timer is not None and batch.timer is not asyncio.current_task():
+            batch.timer.cancel()
+        lead = batch.lead
+        if self.leads.get(lead.message_id) is not lead:
+            return  # released or gone while it was gathered; its messages went with it
+        now = time.monotonic()
+        # max_inflight_seconds counts from when the rulebook got the event.
+        lead.since = now
+        self.last_emitted[group] = now
+        event = batch.event
+        _set_instances(event, batch.instance_ids)
+        event["batch"] = batch.entries
+        logger.info(
+            "emitting %s event for %d message(s), %d instance(s) (%s)",
+            event["kind"], len(batch.entries), len(batch.instance_ids), event["dedup_key"],
+        )
         await self.queue.put(event)
 
     # -- heartbeats
@@ -769,8 +899,9 @@ class SqsEventSource:
     def _untrack(self, lead):
         """Stop tracking a lead and its held duplicates; return all their (message id, receipt handle)."""
         self.leads.pop(lead.message_id, None)
-        if lead.dedup_key is not None and self.lead_by_key.get(lead.dedup_key) == lead.message_id:
-            del self.lead_by_key[lead.dedup_key]
+        for key in lead.keys:
+            if self.lead_by_key.get(key) == lead.message_id:
+                del self.lead_by_key[key]
         for held_id in lead.held:
             self.held.pop(held_id, None)
         return [(lead.message_id, lead.receipt_handle), *lead.held.items()]
@@ -798,22 +929,33 @@ class SqsEventSource:
         entries += [(held_id, handle) for lead in self.leads.values() for held_id, handle in lead.held.items()]
         if entries:
             results = await self._change_visibility(entries, self.config.visibility_timeout)
-            self._apply_heartbeat(results)
+            orphans = self._apply_heartbeat(results)
+            if orphans:
+                await self._change_visibility(orphans, 0)
         if self.doomed:
             await self._delete_doomed()
 
     def _apply_heartbeat(self, results):
+        """Forget what was handled; return the messages to make visible again (see below)."""
+        orphans = []
+        pending_leads = {batch.lead.message_id for batch in self.pending.values()}
         for (message_id, handle), status in results.items():
             if status != "gone":
                 continue
             lead = self.leads.get(message_id)
             # The handle check skips answers about a handle replaced by a redelivery during the call.
+            if lead is not None and lead.receipt_handle == handle and message_id in pending_leads:
+                # Gone before its batch went out (a purge, retention): nobody handled the others.
+                orphans += self._untrack(lead)[1:]
+                logger.warning("message %s left the queue before its batch was emitted; releasing the rest", message_id)
+                continue
             if lead is not None and lead.receipt_handle == handle:
                 duplicates = dict(lead.held)
                 self._untrack(lead)
                 self.doomed.update(duplicates)
-                if lead.dedup_key is not None and self.config.dedup_window > 0:
-                    self.handled[lead.dedup_key] = (time.monotonic() + self.config.dedup_window, message_id)
+                if self.config.dedup_window > 0:
+                    for key in lead.keys:
+                        self.handled[key] = (time.monotonic() + self.config.dedup_window, message_id)
                 logger.info(
                     "message %s (%s) was deleted: its event was handled; deleting %d duplicate(s)",
                     message_id,
@@ -826,6 +968,7 @@ class SqsEventSource:
                 # Someone else deleted a duplicate; nothing left to do for it.
                 del owner.held[message_id]
                 del self.held[message_id]
+        return orphans
 
     async def _change_visibility(self, entries, timeout):
         """ChangeMessageVisibilityBatch for (message id, receipt handle) pairs, ten at a time, concurrently.

@@ -1,0 +1,45 @@
+"""Remediation playbooks refuse an event they cannot act on before they touch anything.
+
+No cluster is needed: the kubeconfig points nowhere, so a run that got past validation would fail on its
+first API call with another message than the one asserted here.
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(playbook, event, tmp_path):
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps({"remediation_event": event}))
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "-e", f"@{event_file}",
+         str(REPO / "playbooks" / "remediation" / playbook)],
+        cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, capture_output=True, text=True, timeout=180,
+    )
+
+
+@pytest.mark.parametrize(
+    ("playbook", "event", "named"),
+    [
+        ("drain_node.yml", {"kind": "spot_interruption", "instance_id": "node-1"}, 'got "node-1"'),
+        ("drain_node.yml", {"kind": "spot_interruption", "instance_id": "i-0123456789abcdef0",
+                            "instance_ids": ["i-0123456789abcdef0", "i-0bad; rm"]}, '"i-0bad; rm"'),
+        ("cordon_node.yml", {"kind": "rebalance_recommendation"}, "remediation_event.instance_id"),
+        ("cleanup_node.yml", {"kind": "instance_state_change", "state": "terminated", "instance_ids": [42]},
+         "remediation_event.instance_ids"),
+    ],
+)
+def test_an_event_without_valid_instances_is_refused_before_any_change(playbook, event, named, tmp_path):
+    result = run(playbook, event, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Refuse an unknown remediation or an event without what it needs" in output
+    assert named in output
+    # Validation is the first failure: no task reached the (absent) cluster.
+    assert "no-such-kubeconfig" not in output.replace(f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "")
