@@ -18,6 +18,20 @@ def releases(lab_env):
     return [r["name"] for r in json.loads(out)]
 
 
+def helm_json(lab_env, *args):
+    bins = lab_env["PATH"].split(":")[0]
+    out = subprocess.run([f"{bins}/helm", *args, "-o", "json"], env=lab_env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def karpenter_release(lab_env):
+    """The karpenter release as `helm list` shows it, plus its history (oldest revision first)."""
+    (release,) = helm_json(lab_env, "list", "-n", "karpenter", "--filter", "^karpenter$")
+    history = helm_json(lab_env, "history", "karpenter", "-n", "karpenter")
+    return {"chart": release["chart"], "revision": int(release["revision"]), "status": release["status"],
+            "history": [entry["chart"] for entry in history]}
+
+
 @pytest.fixture(scope="module")
 def converged(lab):
     yield
@@ -78,6 +92,47 @@ def test_apply_then_idempotent_check_and_apply(lab_env, kube_json, aws, converge
     assert {c["type"]: c["status"] for c in pool["status"]["conditions"]}["Ready"] == "True"
     assert changed(playbook("--check")) == 0
     assert changed(playbook()) == 0
+
+
+def test_changing_karpenter_version_upgrades_the_release(lab, lab_env, converged):
+    """The lab installs Karpenter from a chart directory, which has one version only; here the role installs
+    from a chart repository holding an older Karpenter release and the lab's, so karpenter_version chooses."""
+    import yaml
+
+    from lab import chart_repo
+
+    bins = lab.bin_dir(build=False)
+    repo = chart_repo.karpenter_chart_repo(bins)
+    lab_chart = yaml.safe_load((lab.karpenter_dir(bins) / "chart" / "Chart.yaml").read_text())["version"]
+    old, new = f"karpenter-{repo.old_version}", f"karpenter-{repo.new_version}"
+
+    def karpenter(url, version, *args):
+        # Only the karpenter stage: `changed` then counts the release and nothing else.
+        extra = {"karpenter_chart_ref": repo.chart, "karpenter_chart_repo_url": url, "karpenter_version": version}
+        return playbook("--tags", "karpenter", *args, extra=extra)
+
+    try:
+        with chart_repo.serve(repo.path) as url:
+            karpenter(url, repo.old_version)
+            installed = karpenter_release(lab_env)
+            assert (installed["chart"], installed["status"]) == (old, "deployed")
+
+            assert changed(karpenter(url, repo.new_version, "--check")) == 1
+            assert karpenter_release(lab_env) == installed
+
+            assert changed(karpenter(url, repo.new_version)) == 1
+            upgraded = karpenter_release(lab_env)
+            assert (upgraded["chart"], upgraded["status"]) == (new, "deployed")
+            assert upgraded["revision"] > installed["revision"]
+            assert upgraded["history"][-2:] == [old, new]
+
+            assert changed(karpenter(url, repo.new_version)) == 0
+            assert karpenter_release(lab_env)["revision"] == upgraded["revision"]
+    finally:
+        # Back to the lab's own chart, so the tests after this one see the usual lab.
+        restored = playbook("--tags", "karpenter", check=False)
+    assert restored.returncode == 0, restored.stdout[-4000:]
+    assert karpenter_release(lab_env)["chart"] == f"karpenter-{lab_chart}"
 
 
 @pytest.mark.parametrize(

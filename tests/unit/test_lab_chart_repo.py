@@ -1,0 +1,116 @@
+"""lab/chart_repo.py: the two-version Karpenter chart repository the upgrade test installs from.
+
+The build needs Go (the older chart comes through the module proxy) and the lab's binaries (helm and
+the current chart); without them those tests skip. No lab has to be running.
+"""
+import os
+import shutil
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from lab import chart_repo, labctl
+
+
+def test_chart_versions_are_the_module_versions_without_the_v():
+    assert chart_repo.chart_version("v1.13.0") == "1.13.0"
+    for bad in ("1.13.0", "v1.13", "latest"):
+        with pytest.raises(chart_repo.ChartRepoError):
+            chart_repo.chart_version(bad)
+
+
+def test_the_previous_release_is_older_than_the_labs():
+    current = chart_repo.read_versions(labctl.REPO / "lab" / "versions.env")["KARPENTER_VERSION"]
+
+    def key(version):
+        return tuple(int(part) for part in chart_repo.chart_version(version).split("."))
+
+    assert key(chart_repo.PREVIOUS_KARPENTER_VERSION) < key(current)
+
+
+def test_read_versions_ignores_comments(tmp_path):
+    versions = tmp_path / "versions.env"
+    versions.write_text("# KARPENTER_VERSION=v0.1.0\nKARPENTER_VERSION=v1.14.1  # pinned\nHELM_VERSION='v3.21.4'\n")
+    assert chart_repo.read_versions(versions) == {"KARPENTER_VERSION": "v1.14.1", "HELM_VERSION": "v3.21.4"}
+
+
+def test_index_versions_lists_one_charts_entries(tmp_path):
+    index = {"apiVersion": "v1", "entries": {"karpenter": [{"version": "1.14.1"}, {"version": "1.13.0"}], "other": [{"version": "9.9.9"}]}}
+    (tmp_path / "index.yaml").write_text(yaml.safe_dump(index))
+    assert chart_repo.index_versions(tmp_path) == ["1.14.1", "1.13.0"]
+    assert chart_repo.index_versions(tmp_path, "missing") == []
+
+
+def test_repo_dir_is_named_after_both_versions(tmp_path):
+    assert chart_repo.repo_dir(tmp_path, "v1.13.0", "v1.14.1") == tmp_path / "chart-repo-v1.13.0-v1.14.1"
+
+
+def test_serve_answers_on_loopback_outside_the_lab_ports_and_stops(tmp_path):
+    (tmp_path / "index.yaml").write_text("apiVersion: v1\n")
+    with chart_repo.serve(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert url.startswith("http://127.0.0.1:") and port not in chart_repo.LAB_PORTS
+        with urllib.request.urlopen(f"{url}/index.yaml", timeout=5) as response:  # noqa: S310 - loopback
+            assert response.read() == b"apiVersion: v1\n"
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}/index.yaml", timeout=2)  # noqa: S310 - loopback
+
+
+@pytest.fixture(scope="module")
+def lab_bins():
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed")
+    bins = labctl.bin_dir(build=False)
+    if bins is None or not (bins / "helm").exists():
+        pytest.skip("the lab binaries (helm, Karpenter's chart) are not built: make lab-build")
+    return bins
+
+
+@pytest.fixture(scope="module")
+def built(lab_bins, tmp_path_factory):
+    return chart_repo.karpenter_chart_repo(lab_bins, cache_root=tmp_path_factory.mktemp("cache"))
+
+
+def test_repository_holds_the_older_release_and_the_labs(built):
+    current = chart_repo.read_versions(chart_repo.versions_file())["KARPENTER_VERSION"]
+    assert (built.chart, built.old_version, built.new_version) == ("karpenter", chart_repo.chart_version(chart_repo.PREVIOUS_KARPENTER_VERSION), chart_repo.chart_version(current))
+    assert sorted(chart_repo.index_versions(built.path)) == sorted([built.old_version, built.new_version])
+    for version in (built.old_version, built.new_version):
+        with tarfile.open(built.path / f"karpenter-{version}.tgz") as archive:
+            chart = yaml.safe_load(archive.extractfile("karpenter/Chart.yaml"))
+        assert (chart["name"], chart["version"], chart["appVersion"]) == ("karpenter", version, version)
+
+
+def test_the_two_charts_differ(built):
+    def templates(version):
+        with tarfile.open(built.path / f"karpenter-{version}.tgz") as archive:
+            return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile() and "/templates/" in m.name}
+
+    assert templates(built.old_version) != templates(built.new_version)
+
+
+def test_a_second_call_reuses_the_repository(built, lab_bins, monkeypatch):
+    before = (built.path / "index.yaml").stat().st_mtime_ns
+
+    def no_download(*_args):
+        raise AssertionError("the cached repository was rebuilt")
+
+    monkeypatch.setattr(chart_repo, "module_dir", no_download)
+    again = chart_repo.karpenter_chart_repo(lab_bins, cache_root=built.path.parent)
+    assert again == built
+    assert (built.path / "index.yaml").stat().st_mtime_ns == before
+    assert [p.name for p in built.path.parent.iterdir()] == [built.path.name]
+
+
+def test_helm_finds_both_versions_in_the_served_repository(built, lab_bins, tmp_path):
+    env = {**os.environ, **{f"HELM_{kind}_HOME": str(tmp_path / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}}
+    with chart_repo.serve(built.path) as url:
+        for version in (built.old_version, built.new_version):
+            result = subprocess.run([str(lab_bins / "helm"), "show", "chart", "karpenter", "--repo", url, "--version", version],
+                                    env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            assert yaml.safe_load(result.stdout)["version"] == version
