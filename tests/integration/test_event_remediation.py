@@ -287,6 +287,55 @@ def test_a_remediation_run_by_hand_posts_to_the_webhook_and_reruns_unchanged(kub
         kubectl("delete", "node", node, "--wait=false", check=False)
 
 
+def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(kubectl, kube_json, tmp_path):
+    """The PodDisruptionBudget refuses the eviction while the app has one replica; the drain keeps trying, and
+    once a second replica is ready on the other node the budget allows it and the drain finishes."""
+    import concurrent.futures
+
+    draining, spare = "ip-10-42-5-1.ap-southeast-1.compute.internal", "ip-10-42-5-2.ap-southeast-1.compute.internal"
+    fake_node(kubectl, draining, "i-0d0d0d0d0d0d0001")
+    app = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "budgeted", "namespace": "default"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "budgeted"}},
+                  "template": {"metadata": {"labels": {"app": "budgeted"}},
+                               "spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                                   {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [draining, spare]}]}]}}},
+                                        "tolerations": [{"key": "eks-autoscaling-test", "operator": "Exists"}],
+                                        "containers": [{"name": "app", "image": "public.ecr.aws/nginx/nginx:1.24-alpine-slim"}]}}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "budgeted", "namespace": "default"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "budgeted"}}}},
+    ]}
+    kubectl("apply", "-f", "-", stdin=json.dumps(app))
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"remediation_event": {
+        "kind": "spot_interruption", "instance_id": "i-0d0d0d0d0d0d0001", "time": "2026-11-28T00:00:00Z",
+        "sqs": {"message_id": "budget-wait-1"}}}))
+    try:
+        # The only node the pod can run on, until the spare comes.
+        (first,) = wait_until("the pod running on the node to drain", lambda: [
+            p for p in kube_json("pods", "-n", "default", "-l", "app=budgeted")["items"] if p["status"].get("phase") == "Running"], 60)
+        assert first["spec"]["nodeName"] == draining
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            drain = pool.submit(run_playbook, "remediation/drain_node.yml", "-e", f"@{event}", check=False)
+            wait_until("the node cordoned", lambda: kube_json("node", draining)["spec"].get("unschedulable"), 60, interval=0.5)
+            # Refused and tried again: still running, the pod still there.
+            time.sleep(5)
+            assert not drain.done(), drain.result().stdout[-3000:] if drain.done() else ""
+            assert kube_json("pod", first["metadata"]["name"], "-n", "default")["spec"]["nodeName"] == draining
+            fake_node(kubectl, spare, "i-0d0d0d0d0d0d0002")
+            kubectl("scale", "deployment", "budgeted", "-n", "default", "--replicas=2")
+            result = drain.result(timeout=120)
+        assert result.returncode == 0, result.stdout[-4000:]
+        pods = kube_json("pods", "-n", "default", "-l", "app=budgeted")["items"]
+        assert first["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods}
+        assert all(p["spec"].get("nodeName") != draining for p in pods)
+        assert len(node_events(kube_json, draining, "SpotInterruptionDrained")) == 1
+        assert changed(run_playbook("remediation/drain_node.yml", "-e", f"@{event}")) == 0
+    finally:
+        kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false", stdin=json.dumps(app), check=False)
+        kubectl("delete", "node", draining, spare, "--wait=false", check=False)
+
+
 def test_unknown_and_malformed_bodies_never_stop_the_rulebook(lab, queues, rulebook):
     sqs, url = queues["sqs"], queues["urls"][EVENTS_QUEUE]
     rng = random.Random(1000)

@@ -1,5 +1,5 @@
 """Every plugin of the in-repo collection carries DOCUMENTATION, EXAMPLES and RETURN that parse as YAML;
-every module is thin (main only, API calls in module_utils) and in the `aws` action group."""
+every module is thin (main only, API calls in module_utils) and in the action group of its API."""
 import ast
 from pathlib import Path
 
@@ -57,6 +57,15 @@ def test_module_is_thin(path):
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
-def test_module_is_in_the_aws_action_group(path):
+def test_module_is_in_the_action_group_of_its_api(path):
+    """AWS modules in `aws`, Kubernetes modules in `k8s`, told apart by the documentation fragment they use,
+    so module_defaults give each the endpoint and credentials of its API."""
     runtime = yaml.safe_load((PLUGINS.parent / "meta" / "runtime.yml").read_text())
-    assert path.stem in runtime["action_groups"]["aws"]
+    documentation = yaml.safe_load(next(
+        node.value.value for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DOCUMENTATION"
+    ))
+    fragments = documentation.get("extends_documentation_fragment") or []
+    group = "k8s" if "kubernetes.core.k8s_auth_options" in fragments else "aws"
+    assert path.stem in runtime["action_groups"][group]
+    assert path.stem not in runtime["action_groups"]["k8s" if group == "aws" else "aws"]

@@ -185,19 +185,9 @@ def test_remediation_events_name_one_event_per_object_after_the_message():
     assert r.remediation_events([], "x", "m", "c", "t", "k") == []
 
 
-def test_only_nodes_with_pods_to_evict_need_a_drain():
-    def node(name):
-        return {"metadata": {"name": name}}
-
-    def pod(node_name, owner=None, phase="Running", mirror=False):
-        metadata = {"name": f"p-{node_name}-{owner}-{phase}", "annotations": {"kubernetes.io/config.mirror": "x"} if mirror else {}}
-        if owner:
-            metadata["ownerReferences"] = [{"kind": owner, "name": "o"}]
-        return {"metadata": metadata, "spec": {"nodeName": node_name}, "status": {"phase": phase}}
-
-    nodes = [node(n) for n in ("app", "daemons", "done", "mirror", "empty", "bare")]
-    pods = [pod("app", "ReplicaSet"), pod("daemons", "DaemonSet"), pod("done", "Job", "Succeeded"), pod("done", "Job", "Failed"),
-            pod("mirror", "Node", mirror=True), pod("bare"), pod("elsewhere", "ReplicaSet")]
-    assert [n["metadata"]["name"] for n in r.nodes_with_pods_to_evict(nodes, pods)] == ["app", "bare"]
-    assert r.nodes_with_pods_to_evict(nodes, []) == []
-    assert r.cordon_patches(nodes[:1]) == [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "app"}, "spec": {"unschedulable": True}}]
+def test_cordon_patches_mark_each_node_unschedulable():
+    nodes = [{"metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"taints": []}}, {"metadata": {"name": "b"}}]
+    assert r.cordon_patches(nodes) == [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"unschedulable": True}} for name in ("a", "b")
+    ]
+    assert r.cordon_patches([]) == []

@@ -26,8 +26,7 @@ description:
     when N interruptions of one type fall within the window, widens its instance types or asks for the fallback
     pool's weight to rise; C(spot_interruption_patch) records one; C(spot_revert_patch) undoes the widening
     after a quiet period. C(nodepool_interruptions) groups interrupted Nodes by their NodePool for it.
-  - C(cordon_patches) returns the patches cordoning some Nodes; C(nodes_with_pods_to_evict) the Nodes of a
-    list that run a pod a drain must evict (not a DaemonSet's, not a mirror pod, not finished).
+  - C(cordon_patches) returns the patches cordoning some Nodes, for one k8s task (state patched).
   - C(remediation_events) returns the Kubernetes Events recording a remediation on each object it touched.
 options:
   _input:
@@ -141,23 +140,6 @@ def cordon_patches(nodes):
     """Patches marking Nodes unschedulable, for one k8s task (state: patched) to cordon them all."""
     return [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["metadata"]["name"]}, "spec": {"unschedulable": True}}
             for node in nodes or []]
-
-
-def _needs_eviction(pod):
-    """What a drain has to evict: not a DaemonSet's pod (it would come back), a mirror pod (the kubelet
-    owns it) or a pod that has already finished."""
-    metadata = pod.get("metadata") or {}
-    if any(owner.get("kind") == "DaemonSet" for owner in metadata.get("ownerReferences") or []):
-        return False
-    if "kubernetes.io/config.mirror" in (metadata.get("annotations") or {}):
-        return False
-    return ((pod.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")
-
-
-def nodes_with_pods_to_evict(nodes, pods):
-    """The Nodes among ``nodes`` on which some pod still needs evicting."""
-    busy = {(pod.get("spec") or {}).get("nodeName") for pod in pods or [] if _needs_eviction(pod)}
-    return [node for node in nodes or [] if node["metadata"]["name"] in busy]
 
 
 def nodepool_cost_cap(nodepool, mode="current", ceiling=None, reason="cost alarm"):
@@ -321,7 +303,6 @@ class FilterModule(object):
             "nodepool_interruptions": nodepool_interruptions,
             "remediation_events": remediation_events,
             "cordon_patches": cordon_patches,
-            "nodes_with_pods_to_evict": nodes_with_pods_to_evict,
             "spot_revert_patch": spot_revert_patch,
             "fallback_weight_patch": fallback_weight_patch,
             "fallback_weight_restore": fallback_weight_restore,
