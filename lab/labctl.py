@@ -396,6 +396,28 @@ def start_karpenter(bins):
     return start_process("karpenter", [tool("karpenter-kwok", bins), f"--instance-types-file-path={INSTANCE_TYPES}"], env=env)
 
 
+def karpenter_ready(bins, proc, attempts=3):
+    """Wait until Karpenter serves both its readiness probe and its metrics, starting it again if it exited.
+
+    It listens on all addresses, and a port of the lab's range is also an ephemeral port (32768-60999 by
+    default): a client connection anywhere on the machine can hold it for a moment, and Karpenter then exits
+    with "address already in use" - after its readiness probe answered, for the metrics port."""
+    for attempt in range(1, attempts + 1):
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz") and port_open(PORTS["karpenter_metrics"]):
+                time.sleep(1)
+                if proc.poll() is None:
+                    return
+            time.sleep(0.5)
+        if proc.poll() is None:
+            raise LabError(f"Karpenter not ready within 60s (see {LOGS / 'karpenter.log'})")
+        log(f"Karpenter exited ({proc.returncode}) while starting, attempt {attempt} of {attempts} (see {LOGS / 'karpenter.log'})")
+        if attempt < attempts:
+            proc = start_karpenter(bins)
+    raise LabError(f"Karpenter kept exiting while starting (see {LOGS / 'karpenter.log'})")
+
+
 def nodes_ready():
     out = kubectl("get", "nodes", "-l", NODEGROUP_LABEL, "-o", "json").stdout
     items = json.loads(out)["items"]
@@ -532,10 +554,9 @@ def cmd_up(_args):
         kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
         kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
         apply_karpenter_crds(bins)
-        start_karpenter(bins)
+        karpenter = start_karpenter(bins)
         step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
-        step("Karpenter ready", lambda: wait_for(
-            "Karpenter's readiness probe", lambda: http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"), 60))
+        step("Karpenter ready", lambda: karpenter_ready(bins, karpenter))
         step("node metrics served", lambda: wait_for(
             "node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1))
         write_inventory(facts, bins)
