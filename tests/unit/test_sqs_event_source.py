@@ -431,6 +431,13 @@ def ack(client, event):
     return sqs_messages.delete_message(client, event["sqs"]["queue_url"], event["sqs"]["receipt_handle"])
 
 
+async def ack_until_empty(ack_client, sqs, url, handled):
+    """Acknowledge each event as a playbook would; then the source must have deleted everything held with them."""
+    for event in handled:
+        assert ack(ack_client, event)["changed"] is True
+    await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+
+
 async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_queue, source_args, ack_client):
     """Every event kind lab/events.py injects, through EventBridge and SNS as in the lab, then acknowledged."""
     url = make_queue()
@@ -476,9 +483,7 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
         assert sorted(e["budget_name"] for e in by_kind["budget"]) == ["json-budget", "text-budget"]
         assert all(e["sqs"]["queue_url"] == url and e["sqs"]["receive_count"] == 1 for e in received)
 
-        for event in received:
-            assert ack(ack_client, event)["changed"] is True
-        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await ack_until_empty(ack_client, sqs, url, received)
         await assert_no_event(events, 1)
 
 
@@ -721,9 +726,7 @@ async def test_batching_gathers_other_instances_into_one_event_and_acks_them_wit
         # Copies of batched instances that come late are deleted, not emitted again.
         send(sqs, url, [spot_body("i-0a3")])
         await until(lambda: counts(sqs, url) == (0, 2), what="late copy deleted")
-        for event in (first, by_kind["rebalance_recommendation"]):
-            assert ack(ack_client, event)["changed"] is True
-        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await ack_until_empty(ack_client, sqs, url, (first, by_kind["rebalance_recommendation"]))
         await assert_no_event(events, 0.5)
 
 
@@ -770,9 +773,7 @@ async def test_an_unhandled_batch_is_delivered_again_whole(sqs, make_queue, sour
             again += await take(events, 1, timeout=5)
             instances |= set(again[-1]["instance_ids"])
         assert all(event["sqs"]["receive_count"] == 2 for event in again)
-        for event in again:
-            assert ack(ack_client, event)["changed"] is True
-        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await ack_until_empty(ack_client, sqs, url, again)
 
 
 async def test_cancellation_releases_a_batch_still_being_gathered(sqs, make_queue, source_args, caplog):
