@@ -737,8 +737,7 @@ async def test_a_lone_event_is_not_delayed_by_batching(sqs, make_queue, source_a
     async with running(source_args(url, batch_interval=30)) as (events, _):
         (event,) = await take(events, 1, timeout=5)
         assert event["instance_ids"] == ["i-0b0"]
-        assert ack(ack_client, event)["changed"] is True
-        await until(lambda: counts(sqs, url) == (0, 0), what="empty queue")
+        await ack_until_empty(ack_client, sqs, url, [event])
 
 
 async def test_a_full_batch_goes_out_at_once(sqs, make_queue, source_args, ack_client):
