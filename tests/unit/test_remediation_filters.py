@@ -88,18 +88,18 @@ def test_hpa_cap_lowers_max_to_current_replicas_and_restores():
 def test_spot_interruptions_widen_at_the_threshold_once_and_count_an_event_once():
     pool, now = POOL, 1_000_000
     for index in range(2):
-        decision = r.spot_interruption_patch(pool, "m6g.xlarge", now + index, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen", f"msg-{index}")
+        decision = r.spot_interruptions_patch(pool, [{"type": "m6g.xlarge", "id": f"msg-{index}"}], now + index, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen")
         assert decision["widen"] is False
         pool = merge(pool, decision["patch"])
-    again = r.spot_interruption_patch(pool, "m6g.xlarge", now + 5, 3, 1800, ["m7g.xlarge"], "widen", "msg-1")
+    again = r.spot_interruptions_patch(pool, [{"type": "m6g.xlarge", "id": "msg-1"}], now + 5, 3, 1800, ["m7g.xlarge"], "widen")
     assert again == {"patch": {}, "widen": False, "count": 2}
-    decision = r.spot_interruption_patch(pool, "m6g.xlarge", now + 10, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen", "msg-2")
+    decision = r.spot_interruptions_patch(pool, [{"type": "m6g.xlarge", "id": "msg-2"}], now + 10, 3, 1800, ["m7g.xlarge", "m6g.2xlarge"], "widen")
     assert decision["widen"] is True and decision["count"] == 3
     widened = merge(pool, decision["patch"])
     types = widened["spec"]["template"]["spec"]["requirements"][1]["values"]
     assert types == ["m6g.xlarge", "r6g.xlarge", "c6g.2xlarge", "m7g.xlarge", "m6g.2xlarge"]
     # Already widened: a fourth interruption records but does not widen again.
-    assert r.spot_interruption_patch(widened, "m6g.xlarge", now + 20, 3, 1800, ["x"], "widen", "msg-3")["widen"] is False
+    assert r.spot_interruptions_patch(widened, [{"type": "m6g.xlarge", "id": "msg-3"}], now + 20, 3, 1800, ["x"], "widen")["widen"] is False
 
 
 def test_a_batch_of_interruptions_widens_in_one_patch_and_counts_each_instance_once():
@@ -136,7 +136,7 @@ def test_nodepool_interruptions_groups_nodes_by_their_pool():
 def test_interruptions_outside_the_window_or_of_other_types_do_not_count():
     pool, now = POOL, 1_000_000
     for offset, instance_type in ((0, "m6g.xlarge"), (10, "r6g.xlarge"), (4000, "m6g.xlarge")):
-        decision = r.spot_interruption_patch(pool, instance_type, now + offset, 2, 1800, ["m7g.xlarge"], "widen", str(offset))
+        decision = r.spot_interruptions_patch(pool, [{"type": instance_type, "id": str(offset)}], now + offset, 2, 1800, ["m7g.xlarge"], "widen")
         pool = merge(pool, decision["patch"])
     assert decision["widen"] is False and decision["count"] == 1
     assert len(json.loads(pool["metadata"]["annotations"][r.INTERRUPTIONS])) == 1
@@ -145,7 +145,7 @@ def test_interruptions_outside_the_window_or_of_other_types_do_not_count():
 def test_revert_after_a_quiet_period_only():
     pool, now = POOL, 1_000_000
     for index in range(3):
-        pool = merge(pool, r.spot_interruption_patch(pool, "m6g.xlarge", now + index, 3, 1800, ["m7g.xlarge"], "widen", str(index))["patch"])
+        pool = merge(pool, r.spot_interruptions_patch(pool, [{"type": "m6g.xlarge", "id": str(index)}], now + index, 3, 1800, ["m7g.xlarge"], "widen")["patch"])
     assert r.spot_revert_patch(pool, now + 100, 3600) == {}
     reverted = merge(pool, r.spot_revert_patch(pool, now + 3700, 3600))
     assert reverted == POOL

@@ -16,15 +16,15 @@ short_description: Decide the NodePool and HPA patches of the remediation playbo
 version_added: 0.1.0
 author: Karpenter HPA EKS contributors
 description:
-  - C(node_for_instance) returns the Node whose C(spec.providerID) ends with C(/<instance id>), or an empty dict;
-    C(nodes_for_instances) the Nodes of a list of instance ids (those that have one).
+  - C(nodes_for_instances) returns the Nodes of a list of instance ids (those that have one), found by
+    C(spec.providerID), which ends with C(/<instance id>).
   - C(nodepool_cost_cap) returns a merge patch capping a NodePool's C(spec.limits) (at a ceiling, or at what is
     provisioned now) and remembering the previous limits in an annotation; an empty dict when already capped.
   - C(nodepool_cost_restore) returns the merge patch that puts the remembered limits back exactly, or an empty dict.
   - C(hpa_cost_cap) and C(hpa_cost_restore) do the same for an HPA's C(maxReplicas).
   - C(spot_interruptions_patch) records spot interruptions (instance type, instance id, time) on a NodePool and,
     when N interruptions of one type fall within the window, widens its instance types or asks for the fallback
-    pool's weight to rise; C(spot_interruption_patch) records one; C(spot_revert_patch) undoes the widening
+    pool's weight to rise; C(spot_revert_patch) undoes the widening
     after a quiet period. C(nodepool_interruptions) groups interrupted Nodes by their NodePool for it.
   - C(cordon_patches) returns the patches cordoning some Nodes, for one k8s task (state patched).
   - C(remediation_events) returns the Kubernetes Events recording a remediation on each object it touched.
@@ -47,7 +47,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: A merge patch (dict, empty when nothing is to change) or a Node (C(node_for_instance)).
+  description: A merge patch (dict, empty when nothing is to change), or Nodes, patches or Events as a list.
   type: raw
 """
 
@@ -204,13 +204,6 @@ def _recent(records, now, window_seconds):
     return [r for r in records if now - r.get("t", 0) <= window_seconds][-MAX_RECORDED_INTERRUPTIONS:]
 
 
-def spot_interruption_patch(nodepool, instance_type, now, threshold=3, window_seconds=1800,
-                            extra_instance_types=None, action="widen", event_id=None):
-    """Record one interruption; see spot_interruptions_patch."""
-    return spot_interruptions_patch(nodepool, [{"type": instance_type, "id": event_id}], now, threshold, window_seconds,
-                                    extra_instance_types, action)
-
-
 def spot_interruptions_patch(nodepool, interruptions, now, threshold=3, window_seconds=1800,
                              extra_instance_types=None, action="widen"):
     """Record interruptions ({"type", "id"} each); widen the pool (or ask for the fallback's weight) when one
@@ -292,13 +285,11 @@ def fallback_weight_restore(nodepool):
 class FilterModule(object):
     def filters(self):
         return {
-            "node_for_instance": node_for_instance,
             "nodes_for_instances": nodes_for_instances,
             "nodepool_cost_cap": nodepool_cost_cap,
             "nodepool_cost_restore": nodepool_cost_restore,
             "hpa_cost_cap": hpa_cost_cap,
             "hpa_cost_restore": hpa_cost_restore,
-            "spot_interruption_patch": spot_interruption_patch,
             "spot_interruptions_patch": spot_interruptions_patch,
             "nodepool_interruptions": nodepool_interruptions,
             "remediation_events": remediation_events,
