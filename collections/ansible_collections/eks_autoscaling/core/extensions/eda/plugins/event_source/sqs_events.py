@@ -816,11 +816,9 @@ class SqsEventSource:
                 self.doomed[message_id] = handle
                 return
             group = self._batch_group(event)
-            if group is not None:
-                await self._gather(group, event, message_id, handle, key)
+            if group is not None and await self._gather(group, event, message_id, handle, key):
                 return
-            self.lead_by_key[key] = message_id
-        self.leads[message_id] = _InFlight(message_id, handle, key, time.monotonic())
+        self._track(message_id, handle, key)
         logger.info("emitting %s event for message %s (%s)", event["kind"], message_id, key)
         await self.queue.put(event)
 
@@ -830,8 +828,16 @@ class SqsEventSource:
             return None
         return event["kind"] + (":" + str(event["state"]) if event["kind"] == "instance_state_change" else "")
 
+    def _track(self, message_id, handle, key):
+        lead = _InFlight(message_id, handle, key, time.monotonic())
+        self.leads[message_id] = lead
+        if key is not None:
+            self.lead_by_key[key] = message_id
+        return lead
+
     async def _gather(self, group, event, message_id, handle, key):
-        """Emit now when the group has been quiet for batch_interval; otherwise add to its pending batch."""
+        """Hold the message in its group's pending batch (True), or let it go out at once when the group has
+        been quiet for batch_interval (False)."""
         batch = self.pending.get(group)
         if batch is not None:
             new_ids = [i for i in event["instance_ids"] if i not in batch.instance_ids]
@@ -844,23 +850,19 @@ class SqsEventSource:
                 batch.instance_ids += new_ids
                 batch.entries.append(_batch_entry(message_id, event))
                 logger.debug("message %s (%s) joins the %s batch of %s", message_id, key, group, lead.message_id)
-                return
+                return True
             await self._flush(group)
         now = time.monotonic()
-        lead = _InFlight(message_id, handle, key, now)
-        self.leads[message_id] = lead
-        self.lead_by_key[key] = message_id
         last = self.last_emitted.get(group)
+        event["batch"] = [_batch_entry(message_id, event)]
         if last is None or now - last >= self.config.batch_interval:
             self.last_emitted[group] = now
-            event["batch"] = [_batch_entry(message_id, event)]
-            logger.info("emitting %s event for message %s (%s)", event["kind"], message_id, key)
-            await self.queue.put(event)
-            return
-        batch = _Batch(lead, event, list(event["instance_ids"]), [_batch_entry(message_id, event)])
+            return False
+        batch = _Batch(self._track(message_id, handle, key), event, list(event["instance_ids"]), event["batch"])
         self.pending[group] = batch
         logger.info("gathering a %s batch from message %s (%s)", group, message_id, key)
         batch.timer = asyncio.create_task(self._flush_after(group, batch, last + self.config.batch_interval - now))
+        return True
 
     async def _flush_after(self, group, batch, delay):
         await asyncio.sleep(delay)
