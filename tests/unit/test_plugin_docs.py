@@ -10,13 +10,18 @@ PLUGINS = Path(__file__).resolve().parents[2] / "collections" / "ansible_collect
 FILES = sorted(p for kind in ("modules", "filter") for p in (PLUGINS / kind).glob("*.py") if p.name != "__init__.py")
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_documentation_blocks_parse(path):
-    blocks = {
+def doc_blocks(path):
+    """The plugin's DOCUMENTATION, EXAMPLES and RETURN strings, read without importing it."""
+    return {
         node.targets[0].id: node.value.value
         for node in ast.parse(path.read_text()).body
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("DOCUMENTATION", "EXAMPLES", "RETURN")
     }
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_documentation_blocks_parse(path):
+    blocks = doc_blocks(path)
     assert set(blocks) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
     documentation = yaml.safe_load(blocks["DOCUMENTATION"])
     assert documentation.get("short_description") and documentation.get("description")
@@ -30,11 +35,7 @@ EVENT_SOURCES = sorted((PLUGINS.parent / "extensions" / "eda" / "plugins" / "eve
 
 @pytest.mark.parametrize("path", EVENT_SOURCES, ids=lambda p: p.name)
 def test_event_source_documentation_parses(path):
-    blocks = {
-        node.targets[0].id: node.value.value
-        for node in ast.parse(path.read_text()).body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("DOCUMENTATION", "EXAMPLES")
-    }
+    blocks = doc_blocks(path)
     documentation = yaml.safe_load(blocks["DOCUMENTATION"])
     assert documentation.get("short_description") and documentation.get("description") and documentation.get("options")
     assert all(option.get("description") for option in documentation["options"].values())
@@ -61,10 +62,7 @@ def test_module_is_in_the_action_group_of_its_api(path):
     """AWS modules in `aws`, Kubernetes modules in `k8s`, told apart by the documentation fragment they use,
     so module_defaults give each the endpoint and credentials of its API."""
     runtime = yaml.safe_load((PLUGINS.parent / "meta" / "runtime.yml").read_text())
-    documentation = yaml.safe_load(next(
-        node.value.value for node in ast.parse(path.read_text()).body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DOCUMENTATION"
-    ))
+    documentation = yaml.safe_load(doc_blocks(path)["DOCUMENTATION"])
     fragments = documentation.get("extends_documentation_fragment") or []
     group = "k8s" if "kubernetes.core.k8s_auth_options" in fragments else "aws"
     assert path.stem in runtime["action_groups"][group]
