@@ -157,8 +157,39 @@ EOF
   chmod -R u+w "$bin_dir/karpenter"
 }
 
+# -- group "karpenter-aws": the AWS provider's controller, the one EKS runs -----------------------
+# Its release pins Karpenter core as a pseudo-version the Go proxy does not serve; that pseudo-version
+# is the commit of core's own release tag (same timestamp), so the tag is required in its place.
+build_karpenter_aws() {
+  local work="$cache_root/src-$key/karpenter-aws"
+  rm -rf "$work"; mkdir -p "$work"
+  cat >"$work/go.mod" <<EOF
+module lab.local/karpenteraws
+
+go 1.26
+
+require github.com/aws/karpenter-provider-aws $KARPENTER_AWS_VERSION
+
+tool github.com/aws/karpenter-provider-aws/cmd/controller
+
+replace sigs.k8s.io/karpenter => sigs.k8s.io/karpenter $KARPENTER_AWS_CORE_VERSION
+EOF
+  note "resolving modules for the Karpenter AWS provider $KARPENTER_AWS_VERSION (core $KARPENTER_AWS_CORE_VERSION)"
+  (cd "$work" && go mod tidy) >>"$log" 2>&1 || die "go mod tidy failed for the Karpenter AWS provider (see $log)"
+  note "building karpenter-aws (the AWS provider's controller)"
+  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$bin_dir/karpenter-aws" github.com/aws/karpenter-provider-aws/cmd/controller) >>"$log" 2>&1 \
+    || die "building karpenter-aws failed (see $log)"
+  # The charts the karpenter role installs come from the same module: the controller chart and the
+  # CRD chart (the layout Karpenter documents for upgrades: CRDs as templates, so Helm upgrades them).
+  local adir; adir=$(cd "$work" && go list -m -f '{{.Dir}}' github.com/aws/karpenter-provider-aws)
+  rm -rf "$bin_dir/karpenter-aws-charts"; mkdir -p "$bin_dir/karpenter-aws-charts"
+  cp -r "$adir/charts/karpenter" "$adir/charts/karpenter-crd" "$bin_dir/karpenter-aws-charts/"
+  chmod -R u+w "$bin_dir/karpenter-aws-charts"
+}
+
 build_tools
 build_karpenter
+build_karpenter_aws
 rm -rf "$cache_root/src-$key"
 elapsed=$(( $(date +%s) - started ))
 echo "$elapsed" >"$bin_dir/.build-seconds"
