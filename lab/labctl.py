@@ -54,6 +54,16 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+# Which Karpenter the lab runs. aws: the AWS provider's controller, run as the karpenter role's Helm release
+# says (lab/karpenter_pod.py), launching instances in the lab's AWS server that become nodes
+# (lab/ec2_kubelet.py). kwok: Karpenter core's kwok provider, started by lab-up, with no AWS calls.
+# A running lab keeps the mode it was started with (lab status, env, down need no variable).
+KARPENTER_MODE_FILE = STATE / "karpenter-mode"
+KARPENTER_MODE = os.environ.get("LAB_KARPENTER") or (
+    KARPENTER_MODE_FILE.read_text().strip() if KARPENTER_MODE_FILE.exists() else "kwok")
+if KARPENTER_MODE not in ("aws", "kwok"):
+    raise SystemExit(f"lab: LAB_KARPENTER must be aws or kwok, not {KARPENTER_MODE!r}")
+OIDC_JWKS = STATE / "oidc-jwks.json"
 
 
 class LabError(Exception):
@@ -218,8 +228,11 @@ KWOK_DEFAULT_STAGES = (
 )
 
 
-def kwokctl_config(bins):
-    """kwokctl's config: local metrics-server manifests, and kwok's Stages plus the lab's own."""
+def kwokctl_config(bins, issuer=None):
+    """kwokctl's config: local metrics-server manifests, and kwok's Stages plus the lab's own.
+
+    With an issuer, the apiserver signs service account tokens as the EKS cluster's OIDC issuer, as
+    EKS's does: IRSA tokens then carry the `iss` that the IAM OIDC provider names."""
     import yaml
 
     options = {
@@ -229,6 +242,12 @@ def kwokctl_config(bins):
         # same kustomize sources, which build.sh keeps next to the binaries.
         "options": {"metricsServerManifests": [str(bins / "metrics-server-manifests" / "overlays" / "release")]},
     }
+    if issuer:
+        options["componentsPatches"] = [{"name": "kube-apiserver", "extraArgs": [
+            {"key": "service-account-issuer", "value": issuer, "override": True},
+            # Tokens of the default audience stay valid for the apiserver itself.
+            {"key": "api-audiences", "value": f"{issuer},https://kubernetes.default.svc.cluster.local"},
+        ]}]
     kustomize = bins / "kwok-kustomize"
     documents = [yaml.safe_dump(options)]
     for stage in KWOK_DEFAULT_STAGES:
@@ -263,9 +282,9 @@ def node_metrics_with_system_overhead(kustomize):
     return metric
 
 
-def create_cluster(bins):
+def create_cluster(bins, issuer=None):
     config = STATE / "kwokctl.yaml"
-    config.write_text(kwokctl_config(bins))
+    config.write_text(kwokctl_config(bins, issuer))
     args = [
         "create", "cluster",
         "--config", str(config),
@@ -396,6 +415,35 @@ def start_karpenter(bins):
     return start_process("karpenter", [tool("karpenter-kwok", bins), f"--instance-types-file-path={INSTANCE_TYPES}"], env=env)
 
 
+def register_oidc_keys():
+    """Give the AWS server's STS the cluster issuer's signing keys, as STS fetches them from the issuer's
+    discovery document (/.well-known/openid-configuration -> jwks_uri) on EKS."""
+    jwks = json.loads(kubectl("get", "--raw", "/openid/v1/jwks").stdout)
+    config = json.loads(kubectl("get", "--raw", "/.well-known/openid-configuration").stdout)
+    OIDC_JWKS.write_text(json.dumps({config["issuer"]: jwks}))
+
+
+def start_karpenter_pod(bins):
+    """The AWS controller, started when the karpenter role's Deployment exists (lab/karpenter_pod.py)."""
+    argv = [sys.executable, "-m", "lab.karpenter_pod", "--kubeconfig", str(KUBECONFIG), "--state-dir", str(STATE),
+            "--binary", tool("karpenter-aws", bins), "--aws-endpoint", AWS_ENDPOINT, "--region", AWS_ENV["AWS_REGION"],
+            "--metrics-port", str(PORTS["karpenter_metrics"]), "--health-port", str(PORTS["karpenter_health"])]
+    return start_process("karpenter", argv, env={"PYTHONPATH": str(REPO)})
+
+
+def start_ec2_kubelet():
+    argv = [sys.executable, "-m", "lab.ec2_kubelet", "--kubeconfig", str(KUBECONFIG), "--aws-endpoint", AWS_ENDPOINT,
+            "--region", AWS_ENV["AWS_REGION"]]
+    return start_process("ec2-kubelet", argv, env={"PYTHONPATH": str(REPO)})
+
+
+def karpenter_pod_state():
+    try:
+        return json.loads((STATE / "karpenter-pod.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def karpenter_ready(bins, proc, attempts=3):
     """Wait until Karpenter serves both its readiness probe and its metrics, starting it again if it exited.
 
@@ -436,6 +484,23 @@ def node_metrics_served():
 
 
 # -- inventory and environment --------------------------------------------------------------------
+def karpenter_inventory(bins):
+    """Role overrides for the lab's Karpenter: what differs between the lab and EKS, and nothing else."""
+    if KARPENTER_MODE == "aws":
+        # The AWS provider's own charts, from its Go module: only their location differs from EKS's OCI charts.
+        charts = bins / "karpenter-aws-charts"
+        return {"karpenter_chart_ref": str(charts / "karpenter"), "karpenter_crd_chart_ref": str(charts / "karpenter-crd")}
+    # The kwok provider: its chart, node class and instance-size label are not AWS's. Its chart takes
+    # the kwok provider's image; kwok simulates its pods, the lab runs the controller. lab-up applies its CRDs.
+    return {
+        "karpenter_chart_ref": str(karpenter_dir(bins) / "chart"),
+        "karpenter_crd_chart_ref": "",
+        "karpenter_extra_values": {"controller": {"image": {"repository": "registry.k8s.io/karpenter/kwok-controller", "tag": "v1.14.1"}}},
+        "nodepools_default_node_class_kind": "KWOKNodeClass",
+        "nodepools_instance_size_label": "karpenter.kwok.sh/instance-size",
+    }
+
+
 def write_inventory(facts, bins):
     (INVENTORY / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
     (INVENTORY / "hosts.yml").write_text(
@@ -458,15 +523,9 @@ def write_inventory(facts, bins):
         "aws_secret_key": "testing",
         "k8s_kubeconfig": str(KUBECONFIG),
         "eks_cluster_name": facts["cluster_name"],
-        # Role overrides: what differs between the lab and EKS, and nothing else. The lab's Karpenter
-        # is the kwok provider: its chart, node class and instance-size label are not AWS's.
-        "karpenter_chart_ref": str(karpenter_dir(bins) / "chart"),
         "karpenter_version": "",
         "karpenter_helm_binary": str(bins / "helm"),
-        # The kwok chart takes the image of the kwok provider; kwok simulates its pods, the lab runs the controller.
-        "karpenter_extra_values": {"controller": {"image": {"repository": "registry.k8s.io/karpenter/kwok-controller", "tag": "v1.14.1"}}},
-        "nodepools_default_node_class_kind": "KWOKNodeClass",
-        "nodepools_instance_size_label": "karpenter.kwok.sh/instance-size",
+        **karpenter_inventory(bins),
         # metrics-server's own chart from its Go module. kwokctl already runs the real metrics-server
         # and registers the metrics APIService for it; the chart's APIService would point at pods
         # kwok only simulates, so the lab installs the chart without one and under another name.
@@ -506,13 +565,20 @@ def component_table():
     kwok_row("kube-scheduler", "kube-scheduler", PORTS["scheduler"], lambda: http_ok(f"https://127.0.0.1:{PORTS['scheduler']}/healthz", True))
     kwok_row("kwok-controller", "kwok-controller", PORTS["kwok"], lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz"))
     kwok_row("metrics-server", "metrics-server", None, lambda: bins is not None and KUBECONFIG.exists() and node_metrics_served())
-    for name, port, url in (
-        ("karpenter", PORTS["karpenter_health"], f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"),
-        ("aws", PORTS["aws"], f"{AWS_ENDPOINT}/moto-api/"),
-    ):
+    karpenter_url = f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"
+    if KARPENTER_MODE == "aws":
+        # Healthy while it waits for the karpenter role's release; once that exists, when the controller is ready.
+        karpenter_check = lambda: karpenter_pod_state().get("state") == "waiting" or http_ok(karpenter_url)  # noqa: E731
+    else:
+        karpenter_check = lambda: http_ok(karpenter_url)  # noqa: E731
+    checks = [("karpenter", PORTS["karpenter_health"], karpenter_check),
+              ("aws", PORTS["aws"], lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"))]
+    if KARPENTER_MODE == "aws":
+        checks.append(("ec2-kubelet", None, lambda: True))
+    for name, port, check in checks:
         pid = read_pid(PIDS / f"{name}.pid")
         alive = pid is not None and pid_alive(pid)
-        rows.append((name, pid if alive else None, port, alive and http_ok(url)))
+        rows.append((name, pid if alive else None, port, alive and check()))
     return rows
 
 
@@ -542,21 +608,38 @@ def cmd_up(_args):
         action()
         log(f"{description} ({time.time() - started:.1f}s)")
 
+    KARPENTER_MODE_FILE.write_text(KARPENTER_MODE)
     try:
         start_aws_server()
-        # Seeding the AWS server and creating the cluster do not depend on each other: overlap them.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            seeding = pool.submit(lambda: wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30) or seed_aws())
-            step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins))
+        if KARPENTER_MODE == "aws":
+            # The apiserver must sign tokens as the EKS cluster's issuer, which seeding creates: seed first.
+            wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
+            facts = seed_aws()
+            step("AWS server seeded like the tutorial's account", lambda: None)
+            step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins, facts["oidc_issuer"]))
             restart_dead_components()
-            facts = seeding.result()
-        log(f"AWS server seeded like the tutorial's account ({time.time() - started:.1f}s)")
+            register_oidc_keys()
+        else:
+            # Seeding the AWS server and creating the cluster do not depend on each other: overlap them.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                seeding = pool.submit(lambda: wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30) or seed_aws())
+                step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins))
+                restart_dead_components()
+                facts = seeding.result()
+            log(f"AWS server seeded like the tutorial's account ({time.time() - started:.1f}s)")
         kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
         kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
-        apply_karpenter_crds(bins)
-        karpenter = start_karpenter(bins)
-        step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
-        step("Karpenter ready", lambda: karpenter_ready(bins, karpenter))
+        if KARPENTER_MODE == "aws":
+            # Nothing of Karpenter's yet: the karpenter role installs its CRDs and controller, and the
+            # controller runs once its Deployment exists.
+            start_karpenter_pod(bins)
+            start_ec2_kubelet()
+            step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
+        else:
+            apply_karpenter_crds(bins)
+            karpenter = start_karpenter(bins)
+            step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
+            step("Karpenter ready", lambda: karpenter_ready(bins, karpenter))
         step("node metrics served", lambda: wait_for(
             "node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1))
         write_inventory(facts, bins)
@@ -573,6 +656,7 @@ def cmd_up(_args):
 
 def cmd_down(_args):
     stop_process("karpenter")
+    stop_process("ec2-kubelet")
     # Keep the components' logs: a failed lab-up is diagnosed from them after the cleanup.
     kwok_logs = kwok_cluster_dir() / "logs"
     if kwok_logs.is_dir():
