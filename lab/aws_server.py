@@ -21,8 +21,10 @@ reference documents:
   as EKS allows).
 
 The Budgets additions (UpdateBudget, UpdateNotification, the subscriber operations and
-NotFoundException for a missing budget) are in lab/aws_budgets.py; install_extensions() installs
-both.
+NotFoundException for a missing budget) are in lab/aws_budgets.py. What the real Karpenter AWS
+controller needs beyond moto is in lab/aws_ec2.py (the tutorial's instance types and spot prices,
+instant EC2 Fleets, capacity reservations), lab/aws_eks_amis.py (the EKS-optimized AL2023 AMIs
+and their public SSM parameters) and lab/aws_pricing.py (the Price List API's GetProducts). install_extensions() installs them all.
 
 Run as `python -m lab.aws_server --port N`. Nothing here is a test double: the requests go
 through moto's real routing, parsing and serialisation of the botocore EKS and Budgets models.
@@ -46,7 +48,7 @@ from moto.eks.exceptions import (
 from moto.eks.models import EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 
-from lab import aws_budgets
+from lab import aws_budgets, aws_ec2, aws_eks_amis, aws_pricing
 
 AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 # EKS only lets a cluster move towards API: CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
@@ -467,13 +469,16 @@ EXTRA_ACTIONS = {
 
 
 def install_extensions():
-    """Register the extra EKS and Budgets operations with moto. Must run before the server routes a
+    """Register the extra EKS, Budgets, EC2 and SSM behaviour with moto. Must run before the server routes a
     request; running it again changes nothing."""
     for name, function in EXTRA_ACTIONS.items():
         setattr(EKSResponse, name, function)
     for path in EXTRA_URL_PATHS:
         eks_urls.url_paths[path] = eks_urls.response.dispatch
     aws_budgets.install()
+    aws_ec2.install()
+    aws_eks_amis.install()
+    aws_pricing.install()
 
 
 def main():

@@ -4,7 +4,9 @@ The kwok provider ships generic types (c-4x-amd64-linux, ...). The lab instead o
 catalogue with the real EC2 names the tutorial uses (m6g.xlarge, r6g.xlarge, c6g.2xlarge, the
 t4g.xlarge of the managed nodegroup), in the tutorial's region zones, with spot and on-demand
 prices shaped like ap-southeast-1's. So NodePool requirements written for EKS (instance types,
-arch, capacity type, zones) select the same names in the lab. Prices are approximate on-demand
+arch, capacity type, zones) select the same names in the lab. The lab's AWS server offers exactly
+this catalogue to the real Karpenter AWS controller (lab/aws_ec2.py: DescribeInstanceTypes,
+DescribeInstanceTypeOfferings, DescribeSpotPriceHistory; lab/aws_pricing.py: GetProducts). Prices are approximate on-demand
 list prices; spot is priced at a fixed discount, which is all Karpenter's cheapest-first logic needs.
 """
 import json
@@ -19,6 +21,10 @@ CATALOGUE = {
     "m6g.large": ("arm64", 2, 8, 29, 0.096, {}),
     "m6g.xlarge": ("arm64", 4, 16, 58, 0.192, {}),
     "m6g.2xlarge": ("arm64", 8, 32, 58, 0.384, {}),
+    # A bare-metal type, as every region has: the Price List's "Compute Instance (bare metal)"
+    # answer must not be empty for the real Karpenter AWS controller to take the lab's prices
+    # (lab/aws_pricing.py). Priced like m6g.16xlarge; no NodePool of the tutorial selects it.
+    "m6g.metal": ("arm64", 64, 256, 737, 3.072, {}),
     "r6g.xlarge": ("arm64", 4, 32, 58, 0.2424, {}),
     "c6g.xlarge": ("arm64", 4, 8, 58, 0.1632, {}),
     "c6g.2xlarge": ("arm64", 8, 16, 58, 0.3264, {}),
