@@ -7,6 +7,8 @@ PYTHON     ?= python3
 VENV       := .venv
 VPY        := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
+# The lab's IAM policy evaluator (lab/iam, Node): installed exactly as package-lock.json pins it.
+IAM_STAMP  := lab/iam/node_modules/.installed
 LABCTL     := $(VPY) -m lab.labctl
 # ansible-rulebook runs Drools through jpy: it needs a JDK 17, found here unless JAVA_HOME says otherwise.
 JAVA_HOME  ?= $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/temurin-17-* /usr/lib/jvm/java-17-*))
@@ -27,8 +29,13 @@ $(STAMP): requirements-dev.txt
 	@$(VPY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+$(IAM_STAMP): lab/iam/package.json lab/iam/package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm (Node.js >= 20) is needed for lab/iam: install nodejs and npm"; exit 1; }
+	@cd lab/iam && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 .PHONY: venv
-venv: $(STAMP) ## create .venv with the pinned Python dependencies
+venv: $(STAMP) $(IAM_STAMP) ## create .venv with the pinned Python dependencies, and lab/iam's Node packages
 
 .PHONY: check-java
 check-java:
@@ -40,7 +47,7 @@ check-java:
 lab-build: ## build or reuse the pinned lab binaries (cached outside the repo)
 	@lab/build.sh >/dev/null
 
-lab-up: $(STAMP) lab-build ## start the lab (Kubernetes, kwok, Karpenter, metrics-server, AWS server)
+lab-up: $(STAMP) $(IAM_STAMP) lab-build ## start the lab (Kubernetes, kwok, Karpenter, metrics-server, AWS server)
 	@$(LABCTL) up
 
 lab-down: $(STAMP) ## stop every lab process and free its ports
@@ -79,11 +86,11 @@ lint: $(STAMP) ## ansible-lint (production profile) and yamllint
 	@$(VENV)/bin/ansible-lint
 
 .PHONY: unit
-unit: $(STAMP) ## unit tests (no lab)
+unit: $(STAMP) $(IAM_STAMP) ## unit tests (no lab)
 	@$(VPY) -m pytest tests/unit -q
 
 .PHONY: integration
-integration: $(STAMP) lab-build check-java ## integration tests on the lab (starts it, stops it at the end)
+integration: $(STAMP) $(IAM_STAMP) lab-build check-java ## integration tests on the lab (starts it, stops it at the end)
 	@$(VPY) -m pytest tests/integration -q
 
 # Every scenario, one after another, the house way: CHECK on a clean lab, apply, idempotent CHECK, idempotent
@@ -117,6 +124,7 @@ molecule-default: $(STAMP) lab-build
 	@$(MAKE) --no-print-directory molecule SCENARIOS=default; rc=$$?; $(MAKE) --no-print-directory lab-down; exit $$rc
 
 .PHONY: bench
-bench: $(STAMP) lab-build ## benchmarks, JSON results under bench/results/
+bench: $(STAMP) $(IAM_STAMP) lab-build ## benchmarks, JSON results under bench/results/
 	@$(VPY) -m bench.lab_bench
 	@$(VPY) -m bench.site_bench
+	@$(VPY) -m bench.iam_eval_bench
