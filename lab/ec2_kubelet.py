@@ -60,13 +60,16 @@ def kubelet_settings(user_data):
         taints = kubelet_config.pop("registerWithTaints", None) or taints
         config.update(kubelet_config)
         for flag in kubelet.get("flags") or []:
-            if flag.startswith("--node-labels="):
-                for pair in flag.split("=", 1)[1].split(","):
+            name, _, value = flag.partition("=")
+            # nodeadm hands the flags to the kubelet through a shell line: a value may be quoted.
+            value = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'" else value
+            if name == "--node-labels":
+                for pair in value.split(","):
                     if pair:
                         key, _, value = pair.partition("=")
                         labels[key] = value
-            elif flag.startswith("--register-with-taints="):
-                for spec in flag.split("=", 1)[1].split(","):
+            elif name == "--register-with-taints":
+                for spec in value.split(","):
                     key_value, _, effect = spec.partition(":")
                     key, _, value = key_value.partition("=")
                     taints.append({"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect})

@@ -16,7 +16,7 @@ spec:
         value: gpu
         effect: NoSchedule
     flags:
-    - --node-labels=karpenter.sh/capacity-type=spot,karpenter.sh/nodepool=default,intent=apps
+    - --node-labels="karpenter.sh/capacity-type=spot,karpenter.sh/nodepool=default,intent=apps"
 """
 
 
