@@ -48,7 +48,7 @@ from moto.eks.exceptions import (
 from moto.eks.models import EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 
-from lab import aws_budgets, aws_ec2, aws_eks_amis, aws_pricing
+from lab import aws_budgets, aws_ec2, aws_eks_amis, aws_pricing, aws_sts
 
 AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 # EKS only lets a cluster move towards API: CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
@@ -479,20 +479,26 @@ def install_extensions():
     aws_ec2.install()
     aws_eks_amis.install()
     aws_pricing.install()
+    aws_sts.install()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--authorize", action="store_true",
+                        help="authorize every request of an assumed role with the lab's IAM evaluator (lab/aws_authz.py)")
     args = parser.parse_args()
     install_extensions()
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
-    # ThreadedMotoServer serves from a daemon thread; keep the process alive until signalled.
-    threading.Event().wait()
+    app = DomainDispatcherApplication(create_backend_app)
+    if args.authorize:
+        from lab.aws_authz import Authorizer
+
+        app = Authorizer(app)
+    make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
 
 
 if __name__ == "__main__":

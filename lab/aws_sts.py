@@ -105,12 +105,23 @@ def check_web_identity(account_id, role_arn, token, now=None, jwks=None, trust_a
     role = next((r for r in iam.roles.values() if r.name == role_name), None)
     if role is None:
         raise AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
-    if trust_allows is None:
-        from lab.iam_eval import trust_policy_allows as trust_allows
+    trust_allows = trust_allows or _trust_policy_allows
     context = {f"{provider_url}:sub": claims.get("sub", ""), f"{provider_url}:aud": audience}
     if not trust_allows(role.assume_role_policy_document, provider.arn, "sts:AssumeRoleWithWebIdentity", context, role.arn):
+        print(f"lab aws: DENIED sts:AssumeRoleWithWebIdentity on {role.arn} for {claims.get('sub')} "
+              f"(aud {audience}): the role's trust policy does not admit the token", flush=True)
         raise AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
     return claims
+
+
+def _trust_policy_allows(policy, provider_arn, _action, context, role_arn):
+    from lab.iam_eval import evaluate_trust_policy
+
+    issuer = provider_arn.split(":oidc-provider/", 1)[1]
+    decision = evaluate_trust_policy(
+        json.loads(policy) if isinstance(policy, str) else policy, role_arn=role_arn, provider_arn=provider_arn,
+        sub=context[f"{issuer}:sub"], aud=context[f"{issuer}:aud"])
+    return decision.allowed
 
 
 _moto_assume_role_with_web_identity = TokenResponse.assume_role_with_web_identity

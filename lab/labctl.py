@@ -371,8 +371,12 @@ def node_manifests(facts):
 
 def start_aws_server():
     # AWS managed policies (AmazonEKSWorkerNodePolicy, ...) exist in every real account; moto loads them on request.
-    env = {"PYTHONPATH": str(REPO), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"])], env=env)
+    env = {"PYTHONPATH": str(REPO), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+           # STS verifies web identity tokens with the cluster issuer's keys, which lab-up writes here.
+           "LAB_OIDC_JWKS_FILE": str(OIDC_JWKS)}
+    # With the AWS controller, every call of its role is authorized against the role's policies.
+    authorize = ["--authorize"] if KARPENTER_MODE == "aws" else []
+    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"]), *authorize], env=env)
 
 
 def seed_aws():
