@@ -368,6 +368,18 @@ def karpenter_dir(bins):
     return bins / "karpenter"
 
 
+def karpenter_crd_chart():
+    """charts/karpenter-crd of the Karpenter AWS provider at the lab's Karpenter version, from the Go module cache.
+
+    The nodepools role validates NodePools and EC2NodeClasses against the CRDs of this chart, as it does on EKS
+    with the published OCI chart of the same version.
+    """
+    from lab import chart_repo
+
+    version = chart_repo.read_versions(chart_repo.versions_file())["KARPENTER_VERSION"]
+    return chart_repo.module_dir("github.com/aws/karpenter-provider-aws", version) / "charts" / "karpenter-crd"
+
+
 def apply_karpenter_crds(bins):
     crds = sorted((karpenter_dir(bins) / "chart" / "crds").glob("*.yaml")) + sorted((karpenter_dir(bins) / "kwok-crds").glob("*.yaml"))
     args = ["apply", "--server-side", "--force-conflicts"]
@@ -467,6 +479,10 @@ def write_inventory(facts, bins):
         "karpenter_extra_values": {"controller": {"image": {"repository": "registry.k8s.io/karpenter/kwok-controller", "tag": "v1.14.1"}}},
         "nodepools_default_node_class_kind": "KWOKNodeClass",
         "nodepools_instance_size_label": "karpenter.kwok.sh/instance-size",
+        # The AWS provider's CRD chart of the same Karpenter version, as a directory (one version only).
+        "nodepools_crd_chart_ref": str(karpenter_crd_chart()),
+        "nodepools_crd_chart_version": "",
+        "nodepools_helm_binary": str(bins / "helm"),
         # metrics-server's own chart from its Go module. kwokctl already runs the real metrics-server
         # and registers the metrics APIService for it; the chart's APIService would point at pods
         # kwok only simulates, so the lab installs the chart without one and under another name.
