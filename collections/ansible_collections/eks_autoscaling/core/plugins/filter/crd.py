@@ -18,8 +18,9 @@ description:
     apiserver on a create with strict field validation - unknown fields, defaults, metadata, types, formats,
     patterns, enums, bounds, required fields, then the CEL rules (transition rules with C(oldSelf) skipped) -
     so a value the apiserver would refuse is refused here, before anything changes.
-  - Each error names the variable, the item and the field, for example
-    C(nodepools_list[0] (default): spec.disruption.consolidateAfter: Invalid value: "1.5m": ... should match ...).
+  - >-
+    Each error names the variable, the item and the field, for example
+    C(nodepools_list[0] (default): spec.disruption.consolidateAfter: Invalid value: "500ms": ... should match ...).
   - Manifests whose kind has no CRD in the chart are not checked by C(crd_errors); C(crd_unchecked) returns one
     message for each of them, saying so.
   - Needs the Python package C(common-expression-language) on the controller for the CEL rules.
