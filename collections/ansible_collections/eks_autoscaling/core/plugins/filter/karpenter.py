@@ -12,8 +12,9 @@ short_description: Validate and render Karpenter v1 NodePools and node classes
 version_added: 0.1.0
 author: Karpenter HPA EKS contributors
 description:
-  - C(nodepool_errors) and C(nodeclass_errors) return what the CRDs cannot check, each error naming the
-    variable path of the bad field (for example C(nodepools_list[0].node_class)): a NodePool naming a node
+  - >-
+    C(nodepool_errors) and C(nodeclass_errors) return what the CRDs cannot check, each error naming the
+    variable path of the bad field (for example C(nodepools_list[0].node_class)) - a NodePool naming a node
     class that is not defined, names defined twice, values Karpenter knows no instance for on well-known
     labels, requirements that contradict each other, an unpinned C(@latest) AMI alias. An empty list means
     none of these. Everything the CRDs check (types, patterns, enums, CEL rules) is left to C(crd_errors),
