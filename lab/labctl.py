@@ -391,6 +391,18 @@ def karpenter_dir(bins):
     return bins / "karpenter"
 
 
+def karpenter_crd_chart():
+    """charts/karpenter-crd of the Karpenter AWS provider at the lab's Karpenter version, from the Go module cache.
+
+    The nodepools role validates NodePools and EC2NodeClasses against the CRDs of this chart, as it does on EKS
+    with the published OCI chart of the same version.
+    """
+    from lab import chart_repo
+
+    version = chart_repo.read_versions(chart_repo.versions_file())["KARPENTER_AWS_VERSION"]
+    return chart_repo.module_dir("github.com/aws/karpenter-provider-aws", version) / "charts" / "karpenter-crd"
+
+
 def apply_karpenter_crds(bins):
     crds = sorted((karpenter_dir(bins) / "chart" / "crds").glob("*.yaml")) + sorted((karpenter_dir(bins) / "kwok-crds").glob("*.yaml"))
     args = ["apply", "--server-side", "--force-conflicts"]
@@ -530,6 +542,11 @@ def write_inventory(facts, bins):
         "karpenter_version": "",
         "karpenter_helm_binary": str(bins / "helm"),
         **karpenter_inventory(bins),
+        # The nodepools role validates against the CRDs of the karpenter-crd chart the lab installs: the
+        # AWS provider's, of the same Karpenter version, as a directory (one version only).
+        "nodepools_crd_chart_ref": str(bins / "karpenter-aws-charts" / "karpenter-crd"),
+        "nodepools_crd_chart_version": "",
+        "nodepools_helm_binary": str(bins / "helm"),
         # metrics-server's own chart from its Go module. kwokctl already runs the real metrics-server
         # and registers the metrics APIService for it; the chart's APIService would point at pods
         # kwok only simulates, so the lab installs the chart without one and under another name.
