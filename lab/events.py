@@ -6,8 +6,8 @@ events it emits itself. CloudWatch alarm and AWS Budgets notifications go throug
 on a topic, and each SQS subscription receives the SNS envelope (or the raw message when the
 subscription has RawMessageDelivery). Bodies follow the shapes AWS documents:
 
-* EC2 Spot Instance Interruption Warning, EC2 Instance Rebalance Recommendation and
-  EC2 Instance State-change Notification (source aws.ec2);
+* EC2 Spot Instance Interruption Warning, EC2 Capacity Reservation Instance Interruption Warning,
+  EC2 Instance Rebalance Recommendation and EC2 Instance State-change Notification (source aws.ec2);
 * AWS Health Event, scheduledChange category (source aws.health);
 * CloudWatch alarm state change notification (JSON, as CloudWatch publishes to SNS);
 * AWS Budgets notification (plain text, as Budgets publishes to SNS; JSON on request).
@@ -23,6 +23,7 @@ REGION_NAMES = {"ap-southeast-1": "Asia Pacific (Singapore)", "us-east-1": "US E
 
 EVENT_TYPES = {
     "spot-interruption": ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+    "capacity-reservation-interruption": ("aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning"),
     "rebalance-recommendation": ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
     "instance-state-change": ("aws.ec2", "EC2 Instance State-change Notification"),
     "scheduled-change": ("aws.health", "AWS Health Event"),
@@ -52,8 +53,17 @@ def _instance_zone(ec2, instance_id):
         return f"{REGION}a"
 
 
-def ec2_event(kind, instance_id, account, zone, now=None, state="terminated", health_start=None):
-    """The `detail-type`, `source`, `resources` and `detail` of one EC2/Health event, as AWS emits it."""
+def _zone_id(ec2, zone):
+    """The zone's id (apse1-az2 for ap-southeast-1b in the lab's account), or None when the server does not say."""
+    try:
+        return ec2.describe_availability_zones(ZoneNames=[zone])["AvailabilityZones"][0].get("ZoneId")
+    except Exception:  # noqa: BLE001 - a zone the AWS server does not know: the event goes without it
+        return None
+
+
+def ec2_event(kind, instance_id, account, zone, now=None, state="terminated", health_start=None, zone_id=None):
+    """The `detail-type`, `source`, `resources` and `detail` of one EC2/Health event, as AWS emits it.
+    `zone_id` is the availability zone id a capacity reservation interruption warning carries (azId)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     source, detail_type = EVENT_TYPES[kind]
     instance_arn = f"arn:aws:ec2:{zone}:{account}:instance/{instance_id}"
@@ -61,6 +71,16 @@ def ec2_event(kind, instance_id, account, zone, now=None, state="terminated", he
         # AWS gives two minutes' notice; `instance-action` is terminate, stop or hibernate.
         detail = {"instance-id": instance_id, "instance-action": "terminate"}
         resources = [instance_arn]
+    elif kind == "capacity-reservation-interruption":
+        # An instance of an interruptible Capacity Reservation, two minutes before the reservation's owner
+        # reclaims the capacity (EC2 User Guide, "Monitor interruptible Capacity Reservations").
+        detail = {
+            "instance-id": instance_id,
+            "instance-action": "terminate",
+            "instance-termination-time": _iso(now + datetime.timedelta(minutes=2)),
+            "azId": zone_id,
+        }
+        resources = [f"arn:aws:ec2:{zone[:-1]}:{account}:instance/{instance_id}"]
     elif kind == "rebalance-recommendation":
         detail = {"instance-id": instance_id}
         resources = [instance_arn]
@@ -195,7 +215,7 @@ def inject(endpoint_url, event, instance_id=None, node=None, region=REGION, even
             raise ValueError(f"event {event} needs --instance-id or --node")
         ec2 = _client("ec2", endpoint_url, region)
         zone = _instance_zone(ec2, instance_id)
-        entry = ec2_event(event, instance_id, account, zone, state=state or "terminated")
+        entry = ec2_event(event, instance_id, account, zone, state=state or "terminated", zone_id=_zone_id(ec2, zone))
         entry["EventBusName"] = event_bus
         events = _client("events", endpoint_url, region)
         results = []
@@ -230,10 +250,12 @@ def inject_burst(endpoint_url, event, instance_ids, copies=1, region=REGION, eve
         raise ValueError(f"inject_burst takes an EC2/Health event: one of {', '.join(EVENT_TYPES)}")
     account = _client("sts", endpoint_url, region).get_caller_identity()["Account"]
     events = _client("events", endpoint_url, region)
+    zone = f"{region}a"
+    zone_id = _zone_id(_client("ec2", endpoint_url, region), zone) if event == "capacity-reservation-interruption" else None
     entries = []
     for _ in range(copies):
         for instance_id in instance_ids:
-            entry = ec2_event(event, instance_id, account, f"{region}a", state=state or "terminated")
+            entry = ec2_event(event, instance_id, account, zone, state=state or "terminated", zone_id=zone_id)
             entry["EventBusName"] = event_bus
             entries.append(entry)
     ids = []

@@ -136,6 +136,98 @@ def test_scheduled_change_naming_two_instances_drains_both_nodes(lab, kubectl, k
         kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)
 
 
+CAPACITY_RESERVATION = "EC2 Capacity Reservation Instance Interruption Warning"
+
+
+def test_the_rulebook_queue_gets_the_five_event_types_of_karpenters_queue(aws, stack):
+    events_client = aws("events")
+
+    def patterns(prefix):
+        rules = events_client.list_rules(NamePrefix=prefix)["Rules"]
+        return {r["Name"].removeprefix(prefix): json.loads(r["EventPattern"]) for r in rules}
+
+    ours = patterns("EDA-eksworkshop-")
+    assert ours == patterns("Karpenter-eksworkshop-")
+    assert ours["CapacityReservationInterruption"] == {"source": ["aws.ec2"], "detail-type": [CAPACITY_RESERVATION]}
+    assert sorted(ours) == ["CapacityReservationInterruption", "InstanceStateChange", "Rebalance", "ScheduledChange", "SpotInterruption"]
+    url = aws("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]
+    arn = aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for suffix in ours:
+        assert [t["Arn"] for t in events_client.list_targets_by_rule(Rule=f"EDA-eksworkshop-{suffix}")["Targets"]] == [arn]
+
+
+def test_capacity_reservation_warning_reaches_both_queues_and_the_rulebook_drains_its_node(lab, kubectl, kube_json, aws, queues, rulebook):
+    node = next(n["metadata"]["name"] for n in kube_json("nodes", "-l", "eks.amazonaws.com/capacityType=ON_DEMAND")["items"]
+                if pods_on(kube_json, n["metadata"]["name"]))
+    instance_id = instance_of(kube_json, node)
+    karpenter_queue = queues["sqs"].get_queue_url(QueueName="eksworkshop")["QueueUrl"]
+    queues["sqs"].purge_queue(QueueUrl=karpenter_queue)
+    started = time.time()
+    inject(lab, "capacity-reservation-interruption", node=node)
+    wait_until("the node cordoned", lambda: kube_json("node", node)["spec"].get("unschedulable"), 120, interval=0.5)
+    cordoned_after = time.time() - started
+    wait_until("the node drained", lambda: not pods_on(kube_json, node), 120)
+    (recorded,) = wait_until("a CapacityReservationInterruptionDrained Event on the node",
+                             lambda: node_events(kube_json, node, "CapacityReservationInterruptionDrained"), 60)
+    assert recorded["type"] == "Warning" and instance_id in recorded["message"]
+    assert recorded["message"].startswith("capacity_reservation_interruption for ")
+    wait_until("the message acknowledged", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 60)
+    assert rulebook.alive()
+    assert cordoned_after < 120  # the warning's notice
+    # Karpenter's queue got its own copy through its own fifth rule (the lab's Karpenter reads none).
+    bodies = [json.loads(m["Body"]) for m in queues["sqs"].receive_message(QueueUrl=karpenter_queue, MaxNumberOfMessages=10,
+                                                                           WaitTimeSeconds=2).get("Messages", [])]
+    assert [(b["detail-type"], b["detail"]["instance-id"]) for b in bodies] == [(CAPACITY_RESERVATION, instance_id)]
+    kubectl("uncordon", node)
+
+
+def test_a_burst_of_capacity_reservation_warnings_is_drained_in_a_few_runs(lab, kubectl, kube_json, queues, rulebook):
+    names = {f"ip-10-42-6-{index}.ap-southeast-1.compute.internal": f"i-0c7c7c7c7c7c{index:04d}" for index in range(20)}
+    for name, instance_id in names.items():
+        fake_node(kubectl, name, instance_id)
+    try:
+        # A reclaimed reservation: warnings for all its instances at once, three copies each.
+        lab_events.inject_burst(lab.AWS_ENDPOINT, "capacity-reservation-interruption", list(names.values()), copies=3)
+        wait_until("all 20 nodes cordoned", lambda: all(n["spec"].get("unschedulable") for n in kube_json("nodes", "-l", "eks-autoscaling-test")["items"]), 300, interval=2)
+        wait_until("no message left", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 120, interval=2)
+        drained = [e for n in names for e in node_events(kube_json, n, "CapacityReservationInterruptionDrained")]
+        assert sorted(e["involvedObject"]["name"] for e in drained) == sorted(names), "each node drained exactly once"
+        runs = {e["metadata"]["name"].rsplit(".", 1)[1] for e in drained}
+        assert len(runs) <= 6, f"{len(runs)} remediation runs for 20 nodes: the burst was not batched"
+        assert queues["counts"](DLQ) == (0, 0), "nothing dead-lettered"
+    finally:
+        kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)
+
+
+def test_with_drain_owner_karpenter_a_capacity_reservation_warning_is_recorded_counted_and_notified_only(
+        lab, kubectl, kube_json, queues, rulebook, tmp_path):
+    node, instance_id = "ip-10-42-7-1.ap-southeast-1.compute.internal", "i-0c7c7c7c7c7c9001"
+    fake_node(kubectl, node, instance_id, labels={
+        "karpenter.sh/nodepool": "default", "karpenter.sh/capacity-type": "reserved", "node.kubernetes.io/instance-type": "r6g.xlarge"})
+    vars_file = tmp_path / "karpenter.yml"
+    vars_file.write_text(json.dumps({"events_queue_name": EVENTS_QUEUE, "cost_queue_name": COST_QUEUE, "aws_region": "ap-southeast-1",
+                                     "drain_owner": "karpenter", "spot_review_interval_seconds": 3600}))
+    lab_vars = rulebook.vars_file
+    rulebook.stop()
+    rulebook.vars_file = str(vars_file)
+    rulebook.start()
+    try:
+        inject(lab, "capacity-reservation-interruption", instance_id=instance_id)
+        (recorded,) = wait_until("a CapacityReservationInterruptionWarning Event on the node",
+                                 lambda: node_events(kube_json, node, "CapacityReservationInterruptionWarning"), 180, interval=1)
+        assert recorded["message"].endswith("left to Karpenter's interruption handling")
+        wait_until("the message acknowledged", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 60)
+        assert not kube_json("node", node)["spec"].get("unschedulable"), "Karpenter drains, not the rulebook"
+        counted = json.loads(kube_json("nodepool", "default")["metadata"]["annotations"]["eks-autoscaling.io/spot-interruptions"])
+        assert [(r["type"], r["id"]) for r in counted if r["id"] == instance_id] == [("r6g.xlarge", instance_id)]
+    finally:
+        rulebook.stop()
+        rulebook.vars_file = lab_vars
+        rulebook.start()
+        kubectl("annotate", "nodepool", "default", "eks-autoscaling.io/spot-interruptions-", check=False)
+        kubectl("delete", "node", node, "--wait=false", check=False)
+
+
 def _limits(kube_json):
     pool = kube_json("nodepool", "default")
     return pool["spec"].get("limits"), pool["metadata"].get("annotations") or {}

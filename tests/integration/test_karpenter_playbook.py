@@ -218,7 +218,17 @@ def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(aws, kube_
     assert aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"] == []
 
 
-def test_interruption_queue_is_encrypted_tls_only_and_fed_by_the_four_rules(lab, aws, kube_json, converged):
+# Karpenter v1.14's getting-started cloudformation.yaml, its *Rule resources: rule suffix -> event pattern.
+REFERENCE_RULES = {
+    "ScheduledChange": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
+    "SpotInterruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+    "Rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+    "InstanceStateChange": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
+    "CapacityReservationInterruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"]},
+}
+
+
+def test_interruption_queue_is_encrypted_tls_only_and_fed_by_the_five_reference_rules(lab, aws, kube_json, converged):
     sqs, events_client = aws("sqs"), aws("events")
     url = sqs.get_queue_url(QueueName="eksworkshop")["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -229,21 +239,31 @@ def test_interruption_queue_is_encrypted_tls_only_and_fed_by_the_four_rules(lab,
     assert sorted(statements["AllowEventBridgeAndSQS"]["Principal"]["Service"]) == ["events.amazonaws.com", "sqs.amazonaws.com"]
     assert statements["DenyHTTP"]["Effect"] == "Deny" and statements["DenyHTTP"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
     rules = {r["Name"]: json.loads(r["EventPattern"]) for r in events_client.list_rules(NamePrefix="Karpenter-eksworkshop-")["Rules"]}
-    assert sorted(rules) == [f"Karpenter-eksworkshop-{s}" for s in ("InstanceStateChange", "Rebalance", "ScheduledChange", "SpotInterruption")]
+    assert rules == {f"Karpenter-eksworkshop-{suffix}": pattern for suffix, pattern in REFERENCE_RULES.items()}
     for name in rules:
         (target,) = events_client.list_targets_by_rule(Rule=name)["Targets"]
         assert target["Arn"] == attributes["QueueArn"]
-    # An EC2 spot warning, delivered the way AWS does, reaches the queue Karpenter reads.
+    # An EC2 spot warning and a capacity reservation interruption warning, delivered the way AWS does
+    # (PutEvents), reach the queue Karpenter reads, each through the rule of its type.
     node = kube_json("nodes", "-l", "eks.amazonaws.com/nodegroup=ng-ondemand")["items"][0]
+    instance_id = node["spec"]["providerID"].rsplit("/", 1)[-1]
     from lab import events
 
-    events.inject(lab.AWS_ENDPOINT, "spot-interruption", instance_id=node["spec"]["providerID"].rsplit("/", 1)[-1])
+    events.inject(lab.AWS_ENDPOINT, "spot-interruption", instance_id=instance_id)
+    events.inject(lab.AWS_ENDPOINT, "capacity-reservation-interruption", instance_id=instance_id)
     bodies = []
+    wanted = {"EC2 Spot Instance Interruption Warning", "EC2 Capacity Reservation Instance Interruption Warning"}
 
     def received():
         for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return any(b["detail-type"] == "EC2 Spot Instance Interruption Warning" for b in bodies)
+        return wanted <= {b["detail-type"] for b in bodies}
 
-    wait_until("the spot warning in the interruption queue", received, 15, interval=0)
+    wait_until("both warnings in the interruption queue", received, 15, interval=0)
+    (reservation,) = [b for b in bodies if b["detail-type"] == "EC2 Capacity Reservation Instance Interruption Warning"]
+    assert reservation["source"] == "aws.ec2" and reservation["resources"] == [f"arn:aws:ec2:ap-southeast-1:123456789012:instance/{instance_id}"]
+    zone = aws("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    zone_id = aws("ec2").describe_availability_zones(ZoneNames=[zone])["AvailabilityZones"][0]["ZoneId"]
+    assert {k: v for k, v in reservation["detail"].items() if k != "instance-termination-time"} == {
+        "instance-id": instance_id, "instance-action": "terminate", "azId": zone_id}

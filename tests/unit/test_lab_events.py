@@ -17,6 +17,50 @@ def test_spot_interruption_warning_shape():
     assert json.loads(entry["Detail"]) == {"instance-id": "i-0abc", "instance-action": "terminate"}
 
 
+def test_capacity_reservation_interruption_warning_shape():
+    """EC2 User Guide, "Monitor interruptible Capacity Reservations": the instance, terminate, when, and the zone id."""
+    entry = events.ec2_event("capacity-reservation-interruption", "i-0abc", "123456789012", "ap-southeast-1b", now=NOW, zone_id="apse1-az2")
+    assert entry["Source"] == "aws.ec2"
+    assert entry["DetailType"] == "EC2 Capacity Reservation Instance Interruption Warning"
+    assert entry["Resources"] == ["arn:aws:ec2:ap-southeast-1:123456789012:instance/i-0abc"]
+    assert json.loads(entry["Detail"]) == {
+        "instance-id": "i-0abc",
+        "instance-action": "terminate",
+        "instance-termination-time": "2026-11-25T12:02:00Z",
+        "azId": "apse1-az2",
+    }
+
+
+def test_capacity_reservation_warning_through_put_events_carries_the_zone_id_of_the_instance(aws_endpoint):
+    """lab-inject's path: the instance's zone and that zone's id from EC2, then PutEvents to a rule's queue."""
+    from .conftest import make_client
+
+    ec2, sqs, bridge = make_client(aws_endpoint, "ec2"), make_client(aws_endpoint, "sqs"), make_client(aws_endpoint, "events")
+    subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["ap-southeast-1b"]}])["Subnets"]
+    subnet_id = subnet[0]["SubnetId"] if subnet else ec2.create_subnet(
+        VpcId=ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"], CidrBlock="10.43.1.0/24", AvailabilityZone="ap-southeast-1b")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet_id)["Instances"][0]["InstanceId"]
+    zone_id = ec2.describe_availability_zones(ZoneNames=["ap-southeast-1b"])["AvailabilityZones"][0]["ZoneId"]
+    bus = f"bus-{instance_id}"
+    bridge.create_event_bus(Name=bus)
+    url = sqs.create_queue(QueueName=f"cr-{instance_id}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bridge.put_rule(Name="cr", EventBusName=bus, EventPattern=json.dumps(
+        {"source": ["aws.ec2"], "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"]}))
+    bridge.put_targets(Rule="cr", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    result = events.inject(aws_endpoint, "capacity-reservation-interruption", instance_id=instance_id, event_bus=bus)
+    assert result["instance_id"] == instance_id and len(result["event_ids"]) == 1
+    (message,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["detail-type"] == "EC2 Capacity Reservation Instance Interruption Warning" and body["source"] == "aws.ec2"
+    assert body["detail"]["instance-id"] == instance_id and body["detail"]["instance-action"] == "terminate"
+    assert body["detail"]["azId"] == zone_id
+    termination = datetime.datetime.strptime(body["detail"]["instance-termination-time"], "%Y-%m-%dT%H:%M:%SZ")
+    assert 100 <= (termination - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)).total_seconds() <= 120
+
+
 def test_state_change_uses_the_region_in_its_arn():
     entry = events.ec2_event("instance-state-change", "i-0abc", "123456789012", "ap-southeast-1b", state="stopping")
     assert entry["Resources"] == ["arn:aws:ec2:ap-southeast-1:123456789012:instance/i-0abc"]

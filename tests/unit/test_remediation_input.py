@@ -13,9 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(playbook, event, tmp_path):
+def run(playbook, event, tmp_path, **extra):
     event_file = tmp_path / "event.json"
-    event_file.write_text(json.dumps({"remediation_event": event}))
+    event_file.write_text(json.dumps({"remediation_event": event, **extra}))
     return subprocess.run(
         [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
          "-e", f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "-e", f"@{event_file}",
@@ -30,6 +30,8 @@ def run(playbook, event, tmp_path):
         ("drain_node.yml", {"kind": "spot_interruption", "instance_id": "node-1"}, 'got "node-1"'),
         ("drain_node.yml", {"kind": "spot_interruption", "instance_id": "i-0123456789abcdef0",
                             "instance_ids": ["i-0123456789abcdef0", "i-0bad; rm"]}, '"i-0bad; rm"'),
+        ("drain_node.yml", {"kind": "capacity_reservation_interruption", "instance_id": "ip-10-0-0-1"}, 'got "ip-10-0-0-1"'),
+        ("record_interruption.yml", {"kind": "capacity_reservation_interruption"}, "remediation_event.instance_id"),
         ("cordon_node.yml", {"kind": "rebalance_recommendation"}, "remediation_event.instance_id"),
         ("cleanup_node.yml", {"kind": "instance_state_change", "state": "terminated", "instance_ids": [42]},
          "remediation_event.instance_ids"),
@@ -42,4 +44,13 @@ def test_an_event_without_valid_instances_is_refused_before_any_change(playbook,
     assert "Refuse an unknown remediation or an event without what it needs" in output
     assert named in output
     # Validation is the first failure: no task reached the (absent) cluster.
+    assert "no-such-kubeconfig" not in output.replace(f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "")
+
+
+def test_an_unknown_interruption_kind_to_count_is_refused_by_name(tmp_path):
+    result = run("drain_node.yml", {"kind": "capacity_reservation_interruption", "instance_id": "i-0123456789abcdef0"}, tmp_path,
+                 remediation_interruption_kinds=["spot_interruption", "capacity_reservation"])
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "value of remediation_interruption_kinds must be one or more of" in output and "Got no match for: capacity_reservation" in output
     assert "no-such-kubeconfig" not in output.replace(f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "")

@@ -34,5 +34,15 @@ def test_the_sqs_sources_read_the_event_bus_queues_never_karpenters():
 
 def test_every_event_kind_of_the_source_has_a_rule():
     conditions = " ".join(rule["condition"] for _, rule in RULES)
-    for kind in ("spot_interruption", "rebalance_recommendation", "scheduled_change", "instance_state_change", "alarm", "budget", "unknown"):
+    for kind in ("spot_interruption", "capacity_reservation_interruption", "rebalance_recommendation", "scheduled_change", "instance_state_change", "alarm", "budget", "unknown"):
         assert f'"{kind}"' in conditions, kind
+
+
+@pytest.mark.parametrize(("owner", "playbook"), [("rulebook", "drain_node.yml"), ("karpenter", "record_interruption.yml")])
+def test_a_capacity_reservation_warning_is_handled_as_a_spot_warning_for_each_drain_owner(owner, playbook):
+    """The same rule, so the same playbook and throttle, for both warnings: drained by the rulebook, or
+    only recorded, counted and notified when Karpenter drains."""
+    for kind in ("spot_interruption", "capacity_reservation_interruption"):
+        (rule,) = [rule for _, rule in RULES if f'"{kind}"' in rule["condition"] and f'vars.drain_owner == "{owner}"' in rule["condition"]]
+        assert rule["action"]["run_playbook"]["name"] == f"playbooks/remediation/{playbook}"
+        assert '"spot_interruption"' in rule["condition"] and '"capacity_reservation_interruption"' in rule["condition"]

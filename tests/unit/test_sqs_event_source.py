@@ -133,6 +133,42 @@ PARSE_CASES = [
         },
     ),
     (
+        "capacity-reservation-interruption",
+        eventbridge_body("capacity-reservation-interruption", "i-0aab", zone_id="apse1-az1"),
+        {
+            "kind": "capacity_reservation_interruption",
+            "source": "aws.ec2",
+            "detail_type": "EC2 Capacity Reservation Instance Interruption Warning",
+            "account": ACCOUNT,
+            "region": REGION,
+            "instance_id": "i-0aab",
+            "instance_ids": ["i-0aab"],
+            "instance_action": "terminate",
+            "instance_type": None,
+            "state": None,
+            "dedup_key": "capacity_reservation_interruption:instance:i-0aab",
+            "detail": {"instance-id": "i-0aab", "instance-action": "terminate",
+                       "instance-termination-time": "2026-11-27T12:02:00Z", "azId": "apse1-az1"},
+        },
+    ),
+    (
+        "capacity-reservation-from-resources-only",
+        json.dumps(
+            {
+                "detail-type": "EC2 Capacity Reservation Instance Interruption Warning",
+                "source": "aws.ec2",
+                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0aac"],
+                "detail": {"instance-action": "terminate"},
+            }
+        ),
+        {"kind": "capacity_reservation_interruption", "instance_ids": ["i-0aac"], "account": ACCOUNT},
+    ),
+    (
+        "capacity-reservation-without-instance",
+        json.dumps({"detail-type": "EC2 Capacity Reservation Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
+        {"kind": "unknown", "instance_id": None, "dedup_key": None},
+    ),
+    (
         "rebalance-recommendation",
         eventbridge_body("rebalance-recommendation", "i-0bbb"),
         {"kind": "rebalance_recommendation", "instance_id": "i-0bbb", "dedup_key": "rebalance_recommendation:instance:i-0bbb", "instance_action": None},
@@ -456,6 +492,7 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
         ("rebalance-recommendation", "i-0e2"),
         ("instance-state-change", "i-0e3"),
         ("scheduled-change", "i-0e4"),
+        ("capacity-reservation-interruption", "i-0e5"),
     ):
         lab_events.inject(aws_endpoint, kind, instance_id=instance, event_bus=bus, region=REGION)
     lab_events.inject(aws_endpoint, "billing-alarm", topic_arn=topic)
@@ -463,7 +500,7 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
     lab_events.inject(aws_endpoint, "budget-alert", topic_arn=topic, budget_name="json-budget", as_json=True)
 
     async with running(source_args(url)) as (events, _):
-        received = await take(events, 7)
+        received = await take(events, 8)
         by_kind = {}
         for event in received:
             assert set(event) == EVENT_KEYS and set(event["sqs"]) == SQS_KEYS
@@ -473,12 +510,15 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
             "rebalance_recommendation": 1,
             "instance_state_change": 1,
             "scheduled_change": 1,
+            "capacity_reservation_interruption": 1,
             "alarm": 1,
             "budget": 2,
         }
         assert by_kind["spot_interruption"][0]["instance_id"] == "i-0e1"
         assert by_kind["instance_state_change"][0]["state"] == "terminated"
         assert by_kind["scheduled_change"][0]["instance_id"] == "i-0e4"
+        assert by_kind["capacity_reservation_interruption"][0]["instance_ids"] == ["i-0e5"]
+        assert by_kind["capacity_reservation_interruption"][0]["instance_action"] == "terminate"
         assert by_kind["alarm"][0]["new_state"] == "ALARM"
         assert sorted(e["budget_name"] for e in by_kind["budget"]) == ["json-budget", "text-budget"]
         assert all(e["sqs"]["queue_url"] == url and e["sqs"]["receive_count"] == 1 for e in received)
@@ -727,6 +767,38 @@ async def test_batching_gathers_other_instances_into_one_event_and_acks_them_wit
         send(sqs, url, [spot_body("i-0a3")])
         await until(lambda: counts(sqs, url) == (0, 2), what="late copy deleted")
         await ack_until_empty(ack_client, sqs, url, (first, by_kind["rebalance_recommendation"]))
+        await assert_no_event(events, 0.5)
+
+
+async def test_a_burst_of_capacity_reservation_warnings_is_batched_like_spot_warnings(sqs, make_queue, source_args, ack_client):
+    """A reclaimed reservation takes many instances at once: the first warning goes out alone, the warnings
+    (and copies) for the others within batch_interval go out as one event; spot warnings meanwhile are a
+    group of their own, so one playbook run never mixes the two reasons."""
+    url = make_queue()
+
+    def warning(instance):
+        return eventbridge_body("capacity-reservation-interruption", instance, zone_id="apse1-az1")
+
+    send(sqs, url, [warning("i-0e0")])
+    async with running(source_args(url, batch_interval=1.5)) as (events, _):
+        (first,) = await take(events, 1)
+        assert first["kind"] == "capacity_reservation_interruption" and first["instance_ids"] == ["i-0e0"]
+        later = [f"i-0e{index}" for index in range(1, 5)]
+        send(sqs, url, [warning(instance) for _ in range(3) for instance in later])
+        send(sqs, url, [spot_body("i-0e1")])
+        received = await take(events, 2, timeout=8)
+        by_kind = {event["kind"]: event for event in received}
+        assert set(by_kind) == {"capacity_reservation_interruption", "spot_interruption"}
+        assert by_kind["spot_interruption"]["instance_ids"] == ["i-0e1"]
+        batch = by_kind["capacity_reservation_interruption"]
+        assert sorted(batch["instance_ids"]) == later
+        assert batch["dedup_key"] == "capacity_reservation_interruption:instance:" + ",".join(later)
+        assert len({entry["message_id"] for entry in batch["batch"]}) == 4
+        await until(lambda: counts(sqs, url) == (0, 14), what="all 14 messages in flight")
+        await assert_no_event(events, 2)
+        assert ack(ack_client, batch)["changed"] is True
+        await until(lambda: counts(sqs, url) == (0, 2), what="the batch's 12 messages deleted with its lead")
+        await ack_until_empty(ack_client, sqs, url, (first, by_kind["spot_interruption"]))
         await assert_no_event(events, 0.5)
 
 

@@ -10,7 +10,8 @@ description:
   - An ansible-rulebook event source that long-polls an Amazon SQS queue and puts one event per
     message on the rulebook's queue, all in one shape whatever the message carried.
   - "Bodies understood: EventBridge events (C(aws.ec2) C(EC2 Spot Instance Interruption Warning),
-    C(EC2 Instance Rebalance Recommendation), C(EC2 Instance State-change Notification); C(aws.health)
+    C(EC2 Capacity Reservation Instance Interruption Warning), C(EC2 Instance Rebalance Recommendation),
+    C(EC2 Instance State-change Notification); C(aws.health)
     C(AWS Health Event) of category C(scheduledChange) naming instances; C(aws.cloudwatch)
     C(CloudWatch Alarm State Change)), and SNS notifications (the SNS envelope, or the raw message when
     the subscription has raw message delivery) holding a CloudWatch alarm (JSON) or an AWS Budgets
@@ -18,7 +19,7 @@ description:
     event of kind V(unknown); a body never stops the source."
   - "Every event has these keys, V(null) (or an empty list) where the message does not say:
     C(sqs) (C(queue_url), C(message_id), C(receipt_handle), C(receive_count), C(sent_timestamp),
-    C(acked_by_source)), C(kind) (V(spot_interruption), V(rebalance_recommendation),
+    C(acked_by_source)), C(kind) (V(spot_interruption), V(capacity_reservation_interruption), V(rebalance_recommendation),
     V(instance_state_change), V(scheduled_change), V(alarm), V(budget) or V(unknown)), C(source),
     C(detail_type), C(account), C(region), C(time), C(instance_id), C(instance_ids), C(instance_type),
     C(instance_action), C(state), C(alarm_name), C(new_state), C(budget_name), C(dedup_key), C(batch), C(detail)
@@ -230,6 +231,7 @@ logger = logging.getLogger("eks_autoscaling.core.sqs_events")
 
 KINDS = (
     "spot_interruption",
+    "capacity_reservation_interruption",
     "rebalance_recommendation",
     "instance_state_change",
     "scheduled_change",
@@ -239,6 +241,9 @@ KINDS = (
 )
 EC2_DETAIL_TYPES = {
     "EC2 Spot Instance Interruption Warning": "spot_interruption",
+    # Instances of an interruptible Capacity Reservation, two minutes before its owner reclaims them; the
+    # same detail as a spot warning (instance-id, instance-action), plus instance-termination-time and azId.
+    "EC2 Capacity Reservation Instance Interruption Warning": "capacity_reservation_interruption",
     "EC2 Instance Rebalance Recommendation": "rebalance_recommendation",
     "EC2 Instance State-change Notification": "instance_state_change",
 }
@@ -675,7 +680,9 @@ class _Batch:
 
 
 # Instance events that can go out together: their remediations act on a list of nodes.
-BATCHED_KINDS = ("spot_interruption", "rebalance_recommendation", "instance_state_change", "scheduled_change")
+BATCHED_KINDS = (
+    "spot_interruption", "capacity_reservation_interruption", "rebalance_recommendation", "instance_state_change", "scheduled_change",
+)
 
 
 def _batch_entry(message_id, event):
