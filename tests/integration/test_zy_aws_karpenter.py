@@ -12,11 +12,19 @@ from .conftest import run_labctl, run_playbook, wait_until
 
 AWS_MODE = {"LAB_KARPENTER": "aws"}
 APP_NS = "nlb-app-karpenter"
+LOG_START = {}
+
+
+def aws_log_lines():
+    path = labctl.LOGS / "aws.log"
+    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.fixture(scope="module")
 def aws_lab(lab):
     run_labctl("down")
+    # The AWS server's log is appended to across labs: this lab's lines start here.
+    LOG_START["aws"] = len(aws_log_lines())
     run_labctl("up", env=AWS_MODE)
     yield labctl
     run_labctl("down")
@@ -83,3 +91,46 @@ def test_back_to_one_replica_consolidation_terminates_the_instances(aws_lab, aws
     wait_until("Karpenter's nodes gone", lambda: not karpenter_nodes(), 300, interval=3)
     states = {i["State"]["Name"] for i in karpenter_instances(aws)}
     assert states <= {"shutting-down", "terminated"}, states
+
+
+def test_the_aws_server_logged_no_denial_for_the_controller_role(aws_lab):
+    denials = [line for line in aws_log_lines()[LOG_START["aws"]:] if "DENIED" in line]
+    assert denials == []
+
+
+def test_a_token_of_another_service_account_cannot_assume_the_controller_role(aws_lab, aws):
+    labctl.kubectl("create", "serviceaccount", "-n", "default", "intruder")
+    try:
+        token = labctl.kubectl("create", "token", "-n", "default", "intruder", "--audience", "sts.amazonaws.com").stdout.strip()
+        role = aws("iam").get_role(RoleName="KarpenterControllerRole-eksworkshop")["Role"]["Arn"]
+        with pytest.raises(Exception, match="Not authorized to perform sts:AssumeRoleWithWebIdentity"):
+            aws("sts").assume_role_with_web_identity(RoleArn=role, RoleSessionName="lab-test", WebIdentityToken=token)
+        # The controller's own service account gets credentials: the refusal is the trust policy's.
+        own = labctl.kubectl("create", "token", "-n", "karpenter", "karpenter", "--audience", "sts.amazonaws.com").stdout.strip()
+        assert aws("sts").assume_role_with_web_identity(RoleArn=role, RoleSessionName="lab-test", WebIdentityToken=own)["Credentials"]["AccessKeyId"]
+    finally:
+        labctl.kubectl("delete", "serviceaccount", "-n", "default", "intruder", check=False)
+
+
+def test_one_statement_removed_from_the_policy_stops_every_launch_with_the_denial_logged(aws_lab, aws):
+    iam = aws("iam")
+    role, name = "KarpenterControllerRole-eksworkshop", "KarpenterControllerPolicy-eksworkshop"
+    original = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    broken = {**original, "Statement": [s for s in original["Statement"] if s.get("Sid") != "AllowScopedEC2InstanceAccessActions"]}
+    assert len(broken["Statement"]) == len(original["Statement"]) - 1
+    seen = len(aws_log_lines())
+    iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(broken))
+    try:
+        before = {i["InstanceId"] for i in karpenter_instances(aws)}
+        labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=6")
+
+        def denied_launch():
+            new = aws_log_lines()[seen:]
+            return [line for line in new if "DENIED ec2:CreateFleet" in line or "DENIED ec2:RunInstances" in line]
+
+        lines = wait_until("a denied launch in the AWS server's log", denied_launch, 120, interval=2)
+        assert "KarpenterControllerRole-eksworkshop" in lines[0] and (":subnet/" in lines[0] or ":security-group/" in lines[0] or ":image/" in lines[0])
+        assert {i["InstanceId"] for i in karpenter_instances(aws)} == before
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(original))
+        labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=1")

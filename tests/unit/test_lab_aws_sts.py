@@ -91,3 +91,18 @@ def test_an_issuer_without_an_iam_oidc_provider_is_refused(key):
         boto3.client("iam", region_name="us-east-1").create_role(RoleName="KarpenterControllerRole-eksworkshop", AssumeRolePolicyDocument="{}")
         with pytest.raises(aws_sts.InvalidIdentityToken, match="No OpenIDConnect provider found in your account for " + ISSUER):
             check(token(key), key)
+
+
+def test_the_controller_roles_trust_policy_is_evaluated_by_the_real_evaluator(key):
+    provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER.removeprefix('https://')}"
+    issuer = ISSUER.removeprefix("https://")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
+             "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": "system:serviceaccount:karpenter:karpenter"}}}]}
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_open_id_connect_provider(Url=ISSUER, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9e99a48a9960b14926bb7f3b02e22da2b0ab7280"])
+        iam.create_role(RoleName="KarpenterControllerRole-eksworkshop", AssumeRolePolicyDocument=json.dumps(trust))
+        assert aws_sts.check_web_identity(ACCOUNT, ROLE, token(key), jwks=jwks(key))["sub"].endswith(":karpenter")
+        with pytest.raises(aws_sts.AccessDenied):
+            aws_sts.check_web_identity(ACCOUNT, ROLE, token(key, sub="system:serviceaccount:default:intruder"), jwks=jwks(key))

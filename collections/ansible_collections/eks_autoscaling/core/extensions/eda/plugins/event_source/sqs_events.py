@@ -705,6 +705,7 @@ class SqsEventSource:
         self.config = config
         self.client = client
         self.executor = executor
+        self._visibility_calls = set()
         self.queue_url = config.queue_url
         # Events in flight, by message id, and the lead message id for each dedup key.
         self.leads: Dict[str, _InFlight] = {}
@@ -720,8 +721,18 @@ class SqsEventSource:
         self.last_emitted: Dict[str, float] = {}
 
     async def _call(self, method, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(getattr(self.client, method), **kwargs))
+        future = self.executor.submit(functools.partial(getattr(self.client, method), **kwargs))
+        if method == "change_message_visibility_batch":
+            # Cancelling the awaiting task does not stop the call in its thread: a heartbeat still in
+            # flight when the source is cancelled would hide the messages again after their release.
+            self._visibility_calls.add(future)
+            future.add_done_callback(self._visibility_calls.discard)
+        return await asyncio.wrap_future(future)
+
+    async def _settle_visibility_calls(self):
+        pending = list(self._visibility_calls)
+        if pending:
+            await asyncio.get_running_loop().run_in_executor(None, functools.partial(concurrent.futures.wait, pending, RELEASE_ON_CANCEL_TIMEOUT))
 
     # -- lifecycle
     async def run(self):
@@ -736,6 +747,7 @@ class SqsEventSource:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
+                await self._settle_visibility_calls()
                 await asyncio.wait_for(self.release_all(), RELEASE_ON_CANCEL_TIMEOUT)
             except Exception:  # noqa: BLE001 - best effort (timeouts included); the visibility timeout covers the rest
                 logger.warning("could not release every message in flight; they become visible within %ss", self.config.visibility_timeout)
