@@ -1,0 +1,90 @@
+"""lab/aws_authz.py: the request context of a launch, and an assumed role's calls authorized by the real
+evaluator in front of the AWS server (its admin keys keep full rights)."""
+import json
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lab import aws_authz
+from lab.iam_eval import IamEvaluator
+
+REGION = "ap-southeast-1"
+ACCOUNT = "123456789012"
+
+
+def test_a_fleet_launch_is_authorized_for_every_resource_with_the_launch_templates_tags_too():
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="n", Description="n", VpcId=vpc)["GroupId"]
+        template = ec2.create_launch_template(
+            LaunchTemplateName="karpenter.k8s.aws/1",
+            LaunchTemplateData={"ImageId": "ami-12345678", "SecurityGroupIds": [group],
+                                "TagSpecifications": [{"ResourceType": "network-interface", "Tags": [{"Key": "karpenter.sh/nodepool", "Value": "default"}]}]},
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "kubernetes.io/cluster/eksworkshop", "Value": "owned"}]}],
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        params = {
+            "Action": "CreateFleet", "Type": "instant", "TargetCapacitySpecification.DefaultTargetCapacityType": "spot",
+            "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId": template,
+            "LaunchTemplateConfigs.1.Overrides.1.SubnetId": subnet,
+            "TagSpecification.1.ResourceType": "instance",
+            "TagSpecification.1.Tag.1.Key": "karpenter.sh/nodepool", "TagSpecification.1.Tag.1.Value": "default",
+        }
+        requests = aws_authz.ec2_requests(aws_authz.State(ACCOUNT, REGION), "ec2:CreateFleet", params)
+    by_target = {(action, resource): context for action, resource, context in requests}
+    run = "ec2:RunInstances"
+    assert by_target[(run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*")]["aws:RequestTag/karpenter.sh/nodepool"] == "default"
+    # The network interface's tags come from the launch template's tag specifications.
+    assert by_target[(run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*")]["aws:TagKeys"] == ["karpenter.sh/nodepool"]
+    assert (run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:spot-instances-request/*") in by_target
+    assert by_target[(run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{subnet}")]["aws:RequestedRegion"] == REGION
+    assert (run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{group}") in by_target
+    assert by_target[(run, f"arn:aws:ec2:{REGION}:{ACCOUNT}:launch-template/{template}")]["aws:ResourceTag/kubernetes.io/cluster/eksworkshop"] == "owned"
+    assert (run, f"arn:aws:ec2:{REGION}::image/ami-12345678") in by_target  # not the account's own image: no account
+    create_tags = by_target[("ec2:CreateTags", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*")]
+    assert create_tags["ec2:CreateAction"] == "CreateFleet"
+
+
+@pytest.fixture
+def server():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    from lab import aws_server
+
+    aws_server.install_extensions()
+    evaluator = IamEvaluator()
+    app = aws_authz.Authorizer(DomainDispatcherApplication(create_backend_app), evaluator=evaluator)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    evaluator.close()
+
+
+def client(service, url, **credentials):
+    credentials = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client(service, endpoint_url=url, region_name=REGION, **credentials)
+
+
+def test_an_assumed_role_gets_what_its_policy_allows_and_unauthorized_operation_for_the_rest(server, capsys):
+    iam = client("iam", server)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="reader", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*", "Condition": {"StringEquals": {"aws:RequestedRegion": REGION}}}]}))
+    creds = client("sts", server).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader", RoleSessionName="lab-test")["Credentials"]
+    ec2 = client("ec2", server, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert "Subnets" in ec2.describe_subnets()
+    with pytest.raises(ec2.exceptions.ClientError) as denied:
+        ec2.terminate_instances(InstanceIds=["i-0123456789abcdef0"])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert "ec2:TerminateInstances" in denied.value.response["Error"]["Message"]
+    log = capsys.readouterr().out
+    assert "DENIED ec2:TerminateInstances on arn:aws:ec2:ap-southeast-1:123456789012:instance/i-0123456789abcdef0 for role arn:aws:iam::123456789012:role/reader" in log
+    # The playbooks' user keeps full rights.
+    client("ec2", server).describe_instances()
