@@ -140,9 +140,9 @@ def test_changing_karpenter_version_upgrades_the_release(lab, lab_env, converged
     [
         ({"nodepools_list": [{"name": "default", "node_class": "default", "requirements": [{"key": "kubernetes.io/arch", "operator": "Inn", "values": ["arm64"]}],
                               "disruption": {"consolidate_after": "1m"}}]},
-         "nodepools_list[0].requirements[0].operator: 'Inn' is not one of"),
+         'nodepools_list[0] (default): spec.template.spec.requirements[0].operator: Unsupported value: "Inn"'),
         ({"nodepools_list": [{"name": "default", "node_class": "default", "disruption": {"consolidation_policy": "WhenEmpty"}}]},
-         "nodepools_list[0].disruption.consolidate_after: is required by karpenter.sh/v1"),
+         "nodepools_list[0] (default): spec.disruption.consolidateAfter: Required value"),
         ({"karpenter_controller_role_arn": "arn:aws:iam::12345:role/x"}, "karpenter_controller_role_arn: \"arn:aws:iam::12345:role/x\" is not an IAM role ARN"),
     ],
 )
