@@ -181,22 +181,28 @@ def test_capacity_reservation_warning_reaches_both_queues_and_the_rulebook_drain
     kubectl("uncordon", node)
 
 
-def test_a_burst_of_capacity_reservation_warnings_is_drained_in_a_few_runs(lab, kubectl, kube_json, queues, rulebook):
-    names = {f"ip-10-42-6-{index}.ap-southeast-1.compute.internal": f"i-0c7c7c7c7c7c{index:04d}" for index in range(20)}
+def assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, event, reason, names, copies, max_runs, timeout, drain_timeout):
     for name, instance_id in names.items():
         fake_node(kubectl, name, instance_id)
     try:
-        # A reclaimed reservation: warnings for all its instances at once, three copies each.
-        lab_events.inject_burst(lab.AWS_ENDPOINT, "capacity-reservation-interruption", list(names.values()), copies=3)
-        wait_until("all 20 nodes cordoned", lambda: all(n["spec"].get("unschedulable") for n in kube_json("nodes", "-l", "eks-autoscaling-test")["items"]), 300, interval=2)
-        wait_until("no message left", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 120, interval=2)
-        drained = [e for n in names for e in node_events(kube_json, n, "CapacityReservationInterruptionDrained")]
+        lab_events.inject_burst(lab.AWS_ENDPOINT, event, list(names.values()), copies=copies)
+        wait_until(f"all {len(names)} nodes cordoned", lambda: all(n["spec"].get("unschedulable") for n in kube_json("nodes", "-l", "eks-autoscaling-test")["items"]), timeout, interval=2)
+        wait_until("no message left", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), drain_timeout, interval=2)
+        drained = [e for n in names for e in node_events(kube_json, n, reason)]
         assert sorted(e["involvedObject"]["name"] for e in drained) == sorted(names), "each node drained exactly once"
+        # Events are named <node>.<hash of the message id>: the source gathered the burst into a few events.
         runs = {e["metadata"]["name"].rsplit(".", 1)[1] for e in drained}
-        assert len(runs) <= 6, f"{len(runs)} remediation runs for 20 nodes: the burst was not batched"
+        assert len(runs) <= max_runs, f"{len(runs)} remediation runs for {len(names)} nodes: the burst was not batched"
         assert queues["counts"](DLQ) == (0, 0), "nothing dead-lettered"
     finally:
         kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)
+
+
+def test_a_burst_of_capacity_reservation_warnings_is_drained_in_a_few_runs(lab, kubectl, kube_json, queues, rulebook):
+    # A reclaimed reservation: warnings for all its instances at once, three copies each.
+    names = {f"ip-10-42-6-{index}.ap-southeast-1.compute.internal": f"i-0c7c7c7c7c7c{index:04d}" for index in range(20)}
+    assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, "capacity-reservation-interruption",
+                                       "CapacityReservationInterruptionDrained", names, copies=3, max_runs=6, timeout=300, drain_timeout=120)
 
 
 def test_with_drain_owner_karpenter_a_capacity_reservation_warning_is_recorded_counted_and_notified_only(
@@ -288,22 +294,10 @@ def test_repeated_spot_interruptions_widen_the_pool_and_quiet_reverts(lab, kubec
 
 
 def test_a_burst_of_500_duplicate_warnings_for_50_nodes_drains_each_node_once(lab, kubectl, kube_json, queues, rulebook):
+    # Ten copies of each warning, interleaved, as EventBridge retries and overlapping producers deliver them.
     names = {f"ip-10-42-2-{index}.ap-southeast-1.compute.internal": f"i-0b0b0b0b0b0b{index:04d}" for index in range(50)}
-    for name, instance_id in names.items():
-        fake_node(kubectl, name, instance_id)
-    try:
-        # Ten copies of each warning, interleaved, as EventBridge retries and overlapping producers deliver them.
-        lab_events.inject_burst(lab.AWS_ENDPOINT, "spot-interruption", list(names.values()), copies=10)
-        wait_until("all 50 nodes cordoned", lambda: all(n["spec"].get("unschedulable") for n in kube_json("nodes", "-l", "eks-autoscaling-test")["items"]), 900, interval=2)
-        wait_until("no message left", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 300, interval=2)
-        drained = [e for n in names for e in node_events(kube_json, n, "SpotInterruptionDrained")]
-        assert sorted(e["involvedObject"]["name"] for e in drained) == sorted(names), "each node drained exactly once"
-        # Events are named <node>.<hash of the message id>: the source gathered the burst into a few events.
-        runs = {e["metadata"]["name"].rsplit(".", 1)[1] for e in drained}
-        assert len(runs) <= 10, f"{len(runs)} remediation runs for 50 nodes: the burst was not batched"
-        assert queues["counts"](DLQ) == (0, 0), "nothing dead-lettered"
-    finally:
-        kubectl("delete", "nodes", "-l", "eks-autoscaling-test", "--wait=false", check=False)
+    assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, "spot-interruption", "SpotInterruptionDrained",
+                                       names, copies=10, max_runs=10, timeout=900, drain_timeout=300)
 
 
 def test_killed_mid_remediation_the_event_is_handled_after_restart(lab, kubectl, kube_json, queues, rulebook):
