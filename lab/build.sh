@@ -131,32 +131,6 @@ build_tools() {
   chmod -R u+w "$bin_dir/kwok-kustomize"
 }
 
-# -- group "karpenter": Karpenter core's kwok provider, named so it cannot shadow kwok -----------
-build_karpenter() {
-  local work="$cache_root/src-$key/karpenter"
-  rm -rf "$work"; mkdir -p "$work"
-  cat >"$work/go.mod" <<EOF
-module lab.local/karpenter
-
-go 1.26
-
-require sigs.k8s.io/karpenter $KARPENTER_VERSION
-
-tool sigs.k8s.io/karpenter/kwok
-EOF
-  note "resolving modules for Karpenter $KARPENTER_VERSION (kwok provider)"
-  (cd "$work" && go mod tidy) >>"$log" 2>&1 || die "go mod tidy failed for Karpenter (see $log)"
-  note "building karpenter-kwok"
-  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$bin_dir/karpenter-kwok" sigs.k8s.io/karpenter/kwok) >>"$log" 2>&1 \
-    || die "building karpenter-kwok failed (see $log)"
-  # The CRDs and the chart ship inside the module: keep a copy next to the binary for lab-up.
-  local kdir; kdir=$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
-  rm -rf "$bin_dir/karpenter"; mkdir -p "$bin_dir/karpenter"
-  cp -r "$kdir/kwok/charts" "$bin_dir/karpenter/chart"
-  cp -r "$kdir/kwok/apis/crds" "$bin_dir/karpenter/kwok-crds"
-  chmod -R u+w "$bin_dir/karpenter"
-}
-
 # -- group "karpenter-aws": the AWS provider's controller, the one EKS runs -----------------------
 # Its release pins Karpenter core as a pseudo-version the Go proxy does not serve; that pseudo-version
 # is the commit of core's own release tag (same timestamp), so the tag is required in its place.
@@ -188,7 +162,6 @@ EOF
 }
 
 build_tools
-build_karpenter
 build_karpenter_aws
 rm -rf "$cache_root/src-$key"
 elapsed=$(( $(date +%s) - started ))

@@ -1,7 +1,6 @@
-"""Instance types offered by the lab's Karpenter (its kwok cloud provider).
+"""Instance types offered by the lab's AWS server.
 
-The kwok provider ships generic types (c-4x-amd64-linux, ...). The lab instead offers a small
-catalogue with the real EC2 names the tutorial uses (m6g.xlarge, r6g.xlarge, c6g.2xlarge, the
+A small catalogue with the real EC2 names the tutorial uses (m6g.xlarge, r6g.xlarge, c6g.2xlarge, the
 t4g.xlarge of the managed nodegroup), in the tutorial's region zones, with spot and on-demand
 prices shaped like ap-southeast-1's. So NodePool requirements written for EKS (instance types,
 arch, capacity type, zones) select the same names in the lab. The lab's AWS server offers exactly
@@ -9,8 +8,6 @@ this catalogue to the real Karpenter AWS controller (lab/aws_ec2.py: DescribeIns
 DescribeInstanceTypeOfferings, DescribeSpotPriceHistory; lab/aws_pricing.py: GetProducts). Prices are approximate on-demand
 list prices; spot is priced at a fixed discount, which is all Karpenter's cheapest-first logic needs.
 """
-import json
-
 REGION = "ap-southeast-1"
 ZONES = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
 SPOT_DISCOUNT = 0.35  # spot price = 35 % of on-demand, a typical Graviton spot ratio
@@ -38,40 +35,3 @@ CATALOGUE = {
     "g4dn.xlarge": ("amd64", 4, 16, 29, 0.736, {"nvidia.com/gpu": "1"}),
 }
 
-
-def _offering(capacity_type, zone, price):
-    return {
-        "Price": round(price, 5),
-        "Available": True,
-        "Requirements": [
-            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity_type]},
-            {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]},
-        ],
-    }
-
-
-def build_catalogue():
-    """Return the catalogue in the JSON shape of the kwok provider's INSTANCE_TYPES_FILE_PATH."""
-    result = []
-    for name, (arch, cpu, mem_gib, pods, on_demand, extra) in sorted(CATALOGUE.items()):
-        offerings = []
-        for zone in ZONES:
-            offerings.append(_offering("on-demand", zone, on_demand))
-            offerings.append(_offering("spot", zone, on_demand * SPOT_DISCOUNT))
-        resources = {"cpu": str(cpu), "memory": f"{mem_gib}Gi", "pods": str(pods), "ephemeral-storage": "20Gi"}
-        resources.update(extra)
-        result.append(
-            {
-                "name": name,
-                "offerings": offerings,
-                "architecture": arch,
-                "operatingSystems": ["linux"],
-                "resources": resources,
-            }
-        )
-    return result
-
-
-def write_catalogue(path):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(build_catalogue(), handle, indent=1)

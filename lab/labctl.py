@@ -4,12 +4,13 @@ The lab is made of real programs on 127.0.0.1:
   * a Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)
     and kwok's node/pod simulation, assembled by `kwokctl --runtime binary`;
   * metrics-server, scraping kwok's simulated kubelet resource metrics;
-  * Karpenter core with its kwok cloud provider, as a local process;
-  * moto's AWS server with the EKS and Budgets additions of lab/aws_server.py, seeded like the tutorial.
+  * moto's AWS server with the EKS, EC2, IAM, STS and Budgets additions of lab/aws_server.py, seeded like
+    the tutorial, authorizing every call of an assumed role against its policies (lab/aws_authz.py);
+  * the Karpenter AWS provider's controller, run as the karpenter role's Helm release says
+    (lab/karpenter_pod.py), whose instances become kwok nodes (lab/ec2_kubelet.py).
 All state lives under .lab/ (or $LAB_STATE_DIR). Every port can be moved with LAB_<NAME>_PORT.
 """
 import argparse
-import concurrent.futures
 import json
 import os
 import shutil
@@ -31,7 +32,6 @@ KUBECONFIG = STATE / "kubeconfig"
 LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 AWS_FACTS = STATE / "aws.json"
-INSTANCE_TYPES = STATE / "instance-types.json"
 INVENTORY = REPO / "inventories" / "lab"
 
 PORT_DEFAULTS = {
@@ -54,15 +54,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
 }
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
-# Which Karpenter the lab runs. aws: the AWS provider's controller, run as the karpenter role's Helm release
-# says (lab/karpenter_pod.py), launching instances in the lab's AWS server that become nodes
-# (lab/ec2_kubelet.py). kwok: Karpenter core's kwok provider, started by lab-up, with no AWS calls.
-# A running lab keeps the mode it was started with (lab status, env, down need no variable).
-KARPENTER_MODE_FILE = STATE / "karpenter-mode"
-KARPENTER_MODE = os.environ.get("LAB_KARPENTER") or (
-    KARPENTER_MODE_FILE.read_text().strip() if KARPENTER_MODE_FILE.exists() else "kwok")
-if KARPENTER_MODE not in ("aws", "kwok"):
-    raise SystemExit(f"lab: LAB_KARPENTER must be aws or kwok, not {KARPENTER_MODE!r}")
 OIDC_JWKS = STATE / "oidc-jwks.json"
 
 
@@ -228,11 +219,11 @@ KWOK_DEFAULT_STAGES = (
 )
 
 
-def kwokctl_config(bins, issuer=None):
+def kwokctl_config(bins, issuer):
     """kwokctl's config: local metrics-server manifests, and kwok's Stages plus the lab's own.
 
-    With an issuer, the apiserver signs service account tokens as the EKS cluster's OIDC issuer, as
-    EKS's does: IRSA tokens then carry the `iss` that the IAM OIDC provider names."""
+    The apiserver signs service account tokens as the EKS cluster's OIDC issuer, as EKS's does: IRSA
+    tokens then carry the `iss` that the IAM OIDC provider names."""
     import yaml
 
     options = {
@@ -242,12 +233,11 @@ def kwokctl_config(bins, issuer=None):
         # same kustomize sources, which build.sh keeps next to the binaries.
         "options": {"metricsServerManifests": [str(bins / "metrics-server-manifests" / "overlays" / "release")]},
     }
-    if issuer:
-        options["componentsPatches"] = [{"name": "kube-apiserver", "extraArgs": [
-            {"key": "service-account-issuer", "value": issuer, "override": True},
-            # Tokens of the default audience stay valid for the apiserver itself.
-            {"key": "api-audiences", "value": f"{issuer},https://kubernetes.default.svc.cluster.local"},
-        ]}]
+    options["componentsPatches"] = [{"name": "kube-apiserver", "extraArgs": [
+        {"key": "service-account-issuer", "value": issuer, "override": True},
+        # Tokens of the default audience stay valid for the apiserver itself.
+        {"key": "api-audiences", "value": f"{issuer},https://kubernetes.default.svc.cluster.local"},
+    ]}]
     kustomize = bins / "kwok-kustomize"
     documents = [yaml.safe_dump(options)]
     for stage in KWOK_DEFAULT_STAGES:
@@ -282,7 +272,7 @@ def node_metrics_with_system_overhead(kustomize):
     return metric
 
 
-def create_cluster(bins, issuer=None):
+def create_cluster(bins, issuer):
     config = STATE / "kwokctl.yaml"
     config.write_text(kwokctl_config(bins, issuer))
     args = [
@@ -374,9 +364,8 @@ def start_aws_server():
     env = {"PYTHONPATH": str(REPO), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
            # STS verifies web identity tokens with the cluster issuer's keys, which lab-up writes here.
            "LAB_OIDC_JWKS_FILE": str(OIDC_JWKS)}
-    # With the AWS controller, every call of its role is authorized against the role's policies.
-    authorize = ["--authorize"] if KARPENTER_MODE == "aws" else []
-    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"]), *authorize], env=env)
+    # Every call of an assumed role (the controller's) is authorized against the role's policies.
+    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"]), "--authorize"], env=env)
 
 
 def seed_aws():
@@ -385,10 +374,6 @@ def seed_aws():
     facts = seed.seed(AWS_ENDPOINT)
     AWS_FACTS.write_text(json.dumps(facts, indent=1))
     return facts
-
-
-def karpenter_dir(bins):
-    return bins / "karpenter"
 
 
 def karpenter_crd_chart():
@@ -401,34 +386,6 @@ def karpenter_crd_chart():
 
     version = chart_repo.read_versions(chart_repo.versions_file())["KARPENTER_AWS_VERSION"]
     return chart_repo.module_dir("github.com/aws/karpenter-provider-aws", version) / "charts" / "karpenter-crd"
-
-
-def apply_karpenter_crds(bins):
-    crds = sorted((karpenter_dir(bins) / "chart" / "crds").glob("*.yaml")) + sorted((karpenter_dir(bins) / "kwok-crds").glob("*.yaml"))
-    args = ["apply", "--server-side", "--force-conflicts"]
-    for crd in crds:
-        args += ["-f", str(crd)]
-    kubectl(*args)
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", *[f"crd/{c.name.split('_', 1)[1][:-5]}.{c.name.split('_', 1)[0]}" for c in crds])
-
-
-def start_karpenter(bins):
-    from lab.instance_types import write_catalogue
-
-    write_catalogue(INSTANCE_TYPES)
-    env = {
-        "KUBECONFIG": str(KUBECONFIG),
-        "DISABLE_LEADER_ELECTION": "true",
-        "METRICS_PORT": str(PORTS["karpenter_metrics"]),
-        "HEALTH_PROBE_PORT": str(PORTS["karpenter_health"]),
-        "SYSTEM_NAMESPACE": "kube-system",
-        "LOG_LEVEL": "info",
-        # The lab has few pods: a short batch window makes provisioning decisions within a second or two.
-        "BATCH_IDLE_DURATION": "1s",
-        "BATCH_MAX_DURATION": "5s",
-    }
-    # The catalogue goes on the command line (not in the environment) so the process is findable by its state path.
-    return start_process("karpenter", [tool("karpenter-kwok", bins), f"--instance-types-file-path={INSTANCE_TYPES}"], env=env)
 
 
 def register_oidc_keys():
@@ -460,28 +417,6 @@ def karpenter_pod_state():
         return {}
 
 
-def karpenter_ready(bins, proc, attempts=3):
-    """Wait until Karpenter serves both its readiness probe and its metrics, starting it again if it exited.
-
-    It listens on all addresses, and a port of the lab's range is also an ephemeral port (32768-60999 by
-    default): a client connection anywhere on the machine can hold it for a moment, and Karpenter then exits
-    with "address already in use" - after its readiness probe answered, for the metrics port."""
-    for attempt in range(1, attempts + 1):
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            if http_ok(f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz") and port_open(PORTS["karpenter_metrics"]):
-                time.sleep(1)
-                if proc.poll() is None:
-                    return
-            time.sleep(0.5)
-        if proc.poll() is None:
-            raise LabError(f"Karpenter not ready within 60s (see {LOGS / 'karpenter.log'})")
-        log(f"Karpenter exited ({proc.returncode}) while starting, attempt {attempt} of {attempts} (see {LOGS / 'karpenter.log'})")
-        if attempt < attempts:
-            proc = start_karpenter(bins)
-    raise LabError(f"Karpenter kept exiting while starting (see {LOGS / 'karpenter.log'})")
-
-
 def nodes_ready():
     out = kubectl("get", "nodes", "-l", NODEGROUP_LABEL, "-o", "json").stdout
     items = json.loads(out)["items"]
@@ -501,20 +436,10 @@ def node_metrics_served():
 
 # -- inventory and environment --------------------------------------------------------------------
 def karpenter_inventory(bins):
-    """Role overrides for the lab's Karpenter: what differs between the lab and EKS, and nothing else."""
-    if KARPENTER_MODE == "aws":
-        # The AWS provider's own charts, from its Go module: only their location differs from EKS's OCI charts.
-        charts = bins / "karpenter-aws-charts"
-        return {"karpenter_chart_ref": str(charts / "karpenter"), "karpenter_crd_chart_ref": str(charts / "karpenter-crd")}
-    # The kwok provider: its chart, node class and instance-size label are not AWS's. Its chart takes
-    # the kwok provider's image; kwok simulates its pods, the lab runs the controller. lab-up applies its CRDs.
-    return {
-        "karpenter_chart_ref": str(karpenter_dir(bins) / "chart"),
-        "karpenter_crd_chart_ref": "",
-        "karpenter_extra_values": {"controller": {"image": {"repository": "registry.k8s.io/karpenter/kwok-controller", "tag": "v1.14.1"}}},
-        "nodepools_default_node_class_kind": "KWOKNodeClass",
-        "nodepools_instance_size_label": "karpenter.kwok.sh/instance-size",
-    }
+    """Role overrides for the lab's Karpenter: the AWS provider's own charts, from its Go module. Only their
+    location differs from EKS's OCI charts; the version is the one the lab's controller was built from."""
+    charts = bins / "karpenter-aws-charts"
+    return {"karpenter_chart_ref": str(charts / "karpenter"), "karpenter_crd_chart_ref": str(charts / "karpenter-crd")}
 
 
 def write_inventory(facts, bins):
@@ -587,15 +512,12 @@ def component_table():
     kwok_row("kwok-controller", "kwok-controller", PORTS["kwok"], lambda: http_ok(f"http://127.0.0.1:{PORTS['kwok']}/healthz"))
     kwok_row("metrics-server", "metrics-server", None, lambda: bins is not None and KUBECONFIG.exists() and node_metrics_served())
     karpenter_url = f"http://127.0.0.1:{PORTS['karpenter_health']}/readyz"
-    if KARPENTER_MODE == "aws":
+    checks = [
         # Healthy while it waits for the karpenter role's release; once that exists, when the controller is ready.
-        karpenter_check = lambda: karpenter_pod_state().get("state") == "waiting" or http_ok(karpenter_url)  # noqa: E731
-    else:
-        karpenter_check = lambda: http_ok(karpenter_url)  # noqa: E731
-    checks = [("karpenter", PORTS["karpenter_health"], karpenter_check),
-              ("aws", PORTS["aws"], lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"))]
-    if KARPENTER_MODE == "aws":
-        checks.append(("ec2-kubelet", None, lambda: True))
+        ("karpenter", PORTS["karpenter_health"], lambda: karpenter_pod_state().get("state") == "waiting" or http_ok(karpenter_url)),
+        ("aws", PORTS["aws"], lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/")),
+        ("ec2-kubelet", None, lambda: True),
+    ]
     for name, port, check in checks:
         pid = read_pid(PIDS / f"{name}.pid")
         alive = pid is not None and pid_alive(pid)
@@ -629,38 +551,22 @@ def cmd_up(_args):
         action()
         log(f"{description} ({time.time() - started:.1f}s)")
 
-    KARPENTER_MODE_FILE.write_text(KARPENTER_MODE)
     try:
         start_aws_server()
-        if KARPENTER_MODE == "aws":
-            # The apiserver must sign tokens as the EKS cluster's issuer, which seeding creates: seed first.
-            wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
-            facts = seed_aws()
-            step("AWS server seeded like the tutorial's account", lambda: None)
-            step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins, facts["oidc_issuer"]))
-            restart_dead_components()
-            register_oidc_keys()
-        else:
-            # Seeding the AWS server and creating the cluster do not depend on each other: overlap them.
-            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                seeding = pool.submit(lambda: wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30) or seed_aws())
-                step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins))
-                restart_dead_components()
-                facts = seeding.result()
-            log(f"AWS server seeded like the tutorial's account ({time.time() - started:.1f}s)")
+        # The apiserver must sign tokens as the EKS cluster's issuer, which seeding creates: seed first.
+        wait_for("the AWS server", lambda: http_ok(f"{AWS_ENDPOINT}/moto-api/"), 30)
+        facts = seed_aws()
+        step("AWS server seeded like the tutorial's account", lambda: None)
+        step("Kubernetes cluster created (kwokctl, binary runtime)", lambda: create_cluster(bins, facts["oidc_issuer"]))
+        restart_dead_components()
+        register_oidc_keys()
         kubectl("apply", "-f", "-", stdin=json.dumps(node_manifests(facts)))
         kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
-        if KARPENTER_MODE == "aws":
-            # Nothing of Karpenter's yet: the karpenter role installs its CRDs and controller, and the
-            # controller runs once its Deployment exists.
-            start_karpenter_pod(bins)
-            start_ec2_kubelet()
-            step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
-        else:
-            apply_karpenter_crds(bins)
-            karpenter = start_karpenter(bins)
-            step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
-            step("Karpenter ready", lambda: karpenter_ready(bins, karpenter))
+        # Nothing of Karpenter's yet: the karpenter role installs its CRDs and controller, and the
+        # controller runs once its Deployment exists.
+        start_karpenter_pod(bins)
+        start_ec2_kubelet()
+        step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
         step("node metrics served", lambda: wait_for(
             "node metrics from metrics-server", lambda: restart_dead_components() and node_metrics_served(), 90, interval=1))
         write_inventory(facts, bins)

@@ -199,11 +199,12 @@ def test_the_nodepool_defaults_come_from_the_crd(schemas):
     assert stored["spec"]["disruption"]["budgets"] == [{"nodes": "10%"}]
 
 
-def test_a_kind_the_chart_lacks_is_reported_not_checked(chart_documents):
-    kwok = karpenter.nodeclass_manifest({"name": "default", "kind": "KWOKNodeClass"}, "eksworkshop")
-    assert crd.crd_errors([kwok], chart_documents, "nodepools_node_classes") == []
-    (message,) = crd.crd_unchecked([kwok], chart_documents, "nodepools_node_classes")
-    assert message.startswith("nodepools_node_classes[0] (default): not validated against a CRD: no CRD for karpenter.kwok.sh/v1alpha1 KWOKNodeClass")
+def test_a_version_the_chart_does_not_serve_is_reported_not_checked(chart_documents):
+    # v1beta1 was served until Karpenter v1.1; a chart of this version has v1 only.
+    old = dict(karpenter.nodeclass_manifest(NODE_CLASSES[0], "eksworkshop"), apiVersion="karpenter.k8s.aws/v1beta1")
+    assert crd.crd_errors([old], chart_documents, "nodepools_node_classes") == []
+    (message,) = crd.crd_unchecked([old], chart_documents, "nodepools_node_classes")
+    assert message.startswith("nodepools_node_classes[0] (default): not validated against a CRD: no CRD for karpenter.k8s.aws/v1beta1 EC2NodeClass")
 
 
 def test_rendered_chart_text_is_accepted_as_helm_prints_it(chart_documents):

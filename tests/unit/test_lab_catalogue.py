@@ -1,18 +1,6 @@
-"""The lab's instance catalogue and nodegroup nodes mirror the tutorial's EKS account."""
-from lab import instance_types, labctl
-
-
-def test_catalogue_has_the_tutorial_types_in_three_zones_both_capacity_types():
-    catalogue = {it["name"]: it for it in instance_types.build_catalogue()}
-    for name in ("m6g.xlarge", "r6g.xlarge", "c6g.2xlarge", "t4g.xlarge"):
-        offerings = catalogue[name]["offerings"]
-        pairs = {(o["Requirements"][0]["values"][0], o["Requirements"][1]["values"][0]) for o in offerings}
-        assert pairs == {(c, z) for c in ("spot", "on-demand") for z in instance_types.ZONES}
-        assert catalogue[name]["architecture"] == "arm64"
-    spot = [o["Price"] for o in catalogue["m6g.xlarge"]["offerings"] if o["Requirements"][0]["values"] == ["spot"]]
-    on_demand = [o["Price"] for o in catalogue["m6g.xlarge"]["offerings"] if o["Requirements"][0]["values"] == ["on-demand"]]
-    assert max(spot) < min(on_demand)
-    assert catalogue["g5g.xlarge"]["resources"]["nvidia.com/gpu"] == "1"
+"""The lab's nodegroup nodes mirror the tutorial's EKS account (the catalogue is served by lab/aws_ec2.py,
+tested in test_lab_aws_ec2.py)."""
+from lab import labctl
 
 
 def test_nodegroup_nodes_carry_eks_labels_and_provider_ids():

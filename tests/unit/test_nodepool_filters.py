@@ -16,8 +16,6 @@ def _defaults():
     """The role's defaults with their Jinja resolved the way Ansible would for the tutorial."""
     text = ROLE_DEFAULTS.read_text()
     text = text.replace("{{ nodepools_cluster_name }}", "eksworkshop")
-    text = text.replace("{{ nodepools_default_node_class_kind }}", "EC2NodeClass")
-    text = text.replace("{{ nodepools_instance_size_label }}", "karpenter.k8s.aws/instance-size")
     data = yaml.safe_load(text)
     return data["nodepools_node_classes"], data["nodepools_list"]
 
@@ -72,7 +70,7 @@ def test_bad_nodepools_are_refused_naming_the_field(mutate, expected):
     "mutate,expected",
     [
         (lambda c: c.update(ami_alias="al2023@latest"), "nodepools_node_classes[0].ami_alias: 'al2023@latest' is not pinned"),
-        (lambda c: c.update(kind="AWSNodeTemplate"), "kind: 'AWSNodeTemplate' is not one of EC2NodeClass, KWOKNodeClass"),
+        (lambda c: c.update(kind="AWSNodeTemplate"), "kind: 'AWSNodeTemplate' is not one of EC2NodeClass"),
     ],
 )
 def test_bad_node_classes_are_refused_naming_the_field(mutate, expected):
@@ -126,7 +124,3 @@ def test_fallback_and_gpu_pools_render():
     assert gpu_spec["requirements"] == [{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt", "values": ["0"]}]
 
 
-def test_kwok_node_class_for_the_lab():
-    manifest = karpenter.nodeclass_manifest({"name": "default", "kind": "KWOKNodeClass"}, "eksworkshop")
-    assert manifest["apiVersion"] == "karpenter.kwok.sh/v1alpha1" and "spec" not in manifest
-    assert karpenter.nodeclass_errors([{"name": "default", "kind": "KWOKNodeClass"}]) == []

@@ -22,8 +22,7 @@ description:
   - C(nodepool_warnings) returns advice that does not block, such as a spot NodePool allowing fewer than
     five instance types, which the Karpenter best practices warn hurts spot availability.
   - C(nodepool_manifest) renders one NodePool (C(karpenter.sh/v1)) and C(nodeclass_manifest) one node class
-    (C(karpenter.k8s.aws/v1) EC2NodeClass or C(karpenter.kwok.sh/v1alpha1) KWOKNodeClass) from the role's
-    snake_case variables. They render what they are given without judging it, so C(crd_errors) can name
+    (C(karpenter.k8s.aws/v1) EC2NodeClass) from the role's snake_case variables. They render what they are given without judging it, so C(crd_errors) can name
     what the apiserver would refuse.
 options:
   _input:
@@ -53,7 +52,6 @@ _value:
 
 NODECLASS_KINDS = {
     "EC2NodeClass": ("karpenter.k8s.aws", "v1"),
-    "KWOKNodeClass": ("karpenter.kwok.sh", "v1alpha1"),
 }
 # Values Karpenter knows for these well-known labels: a typo (e.g. "spots") is valid for the CRD but
 # matches no instance, so the NodePool would never launch a node.
@@ -271,7 +269,7 @@ def nodepool_manifest(pool, node_classes, managed_by="eks_autoscaling"):
 
 
 def nodeclass_manifest(node_class, cluster_name, managed_by="eks_autoscaling"):
-    """An EC2NodeClass (karpenter.k8s.aws/v1) or KWOKNodeClass (the lab) from the role's description.
+    """An EC2NodeClass (karpenter.k8s.aws/v1) from the role's description.
 
     Renders what it is given, without judging it: the CRD check (crd_errors) names what is wrong.
     """
@@ -282,8 +280,6 @@ def nodeclass_manifest(node_class, cluster_name, managed_by="eks_autoscaling"):
         "kind": kind,
         "metadata": {"name": node_class.get("name"), "labels": {"app.kubernetes.io/managed-by": managed_by}},
     }
-    if kind != "EC2NodeClass":
-        return manifest
     spec = {"tags": dict({"karpenter.sh/discovery": cluster_name}, **(node_class.get("tags") or {}))}
     for field, key in (("subnet_selector_terms", "subnetSelectorTerms"), ("security_group_selector_terms", "securityGroupSelectorTerms")):
         if node_class.get(field) is not None:
