@@ -47,7 +47,7 @@ check-java:
 lab-build: ## build or reuse the pinned lab binaries (cached outside the repo)
 	@lab/build.sh >/dev/null
 
-lab-up: $(STAMP) $(IAM_STAMP) lab-build ## start the lab (Kubernetes, kwok, Karpenter, metrics-server, AWS server)
+lab-up: $(STAMP) $(IAM_STAMP) lab-build ## start the lab (Kubernetes, kwok, metrics-server, AWS server, Karpenter's AWS controller)
 	@$(LABCTL) up
 
 lab-down: $(STAMP) ## stop every lab process and free its ports
@@ -86,7 +86,8 @@ lint: $(STAMP) ## ansible-lint (production profile) and yamllint
 	@$(VENV)/bin/ansible-lint
 
 .PHONY: unit
-unit: $(STAMP) $(IAM_STAMP) ## unit tests (no lab)
+# No lab runs, but some tests need its helm and Karpenter's charts (CRD validation, the chart repository).
+unit: $(STAMP) $(IAM_STAMP) lab-build ## unit tests (no lab)
 	@$(VPY) -m pytest tests/unit -q
 
 .PHONY: integration

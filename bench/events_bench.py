@@ -31,10 +31,24 @@ RESULTS = Path(__file__).resolve().parent / "results" / "events.json"
 QUEUE = "eksworkshop-cluster-events"
 
 
-def playbook(name):
+def playbook(name, *args):
     subprocess.run([str(labctl.REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(labctl.REPO / "inventories" / "lab"),
-                    str(labctl.REPO / "playbooks" / name)], cwd=labctl.REPO, check=True, capture_output=True,
+                    str(labctl.REPO / "playbooks" / name), *args], cwd=labctl.REPO, check=True, capture_output=True,
                    env={**os.environ, "ANSIBLE_CONFIG": str(labctl.REPO / "ansible.cfg")})
+
+
+def converged_lab():
+    """A fresh lab with site.yml and event_bus.yml converged, as `make demo` leaves it."""
+    labctl.bin_dir(build=True)
+    for command in ("down", "up"):
+        subprocess.run([sys.executable, "-m", "lab.labctl", command], cwd=labctl.REPO, check=True, capture_output=True)
+    playbook("site.yml")
+    playbook("event_bus.yml")
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=labctl.AWS_ENDPOINT, region_name="ap-southeast-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def make_nodes(prefix, count):
@@ -45,8 +59,8 @@ def make_nodes(prefix, count):
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
                          "labels": {"kubernetes.io/hostname": name, "type": "kwok", "bench": prefix}},
-            # EC2 instance ids are hex: the prefix goes in as the hex of its characters.
-            "spec": {"providerID": f"aws:///ap-southeast-1a/i-0{prefix.encode().hex()}{index:010x}",
+            # EC2 instance ids are i- and 17 hex digits: the prefix goes in as the hex of its characters.
+            "spec": {"providerID": f"aws:///ap-southeast-1a/i-{prefix.encode().hex()}{index:0{17 - 2 * len(prefix)}x}",
                      "taints": [{"key": "bench", "value": "true", "effect": "NoSchedule"}]},
             "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}},
         })
@@ -77,12 +91,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    labctl.bin_dir(build=True)
-    subprocess.run([sys.executable, "-m", "lab.labctl", "down"], cwd=labctl.REPO, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "lab.labctl", "up"], cwd=labctl.REPO, check=True, capture_output=True)
-    playbook("site.yml")
-    playbook("event_bus.yml")
-    sqs = boto3.client("sqs", endpoint_url=labctl.AWS_ENDPOINT, region_name="ap-southeast-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    converged_lab()
+    sqs = client("sqs")
     url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     rulebook = Rulebook(Path(tempfile.mkdtemp()) / "rulebook.log")
     rulebook.start()
@@ -101,7 +111,7 @@ def main():
 
         latencies = []
         nodes = make_nodes("l", args.latency_samples)
-        bus = boto3.client("events", endpoint_url=labctl.AWS_ENDPOINT, region_name="ap-southeast-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        bus = client("events")
         for name, instance_id in nodes.items():
             entry = {**lab_events.ec2_event("spot-interruption", instance_id, "123456789012", "ap-southeast-1a"), "EventBusName": "default"}
             # The clock starts at the send: EventBridge delivers to the queue within the PutEvents call.

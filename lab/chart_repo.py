@@ -1,15 +1,19 @@
-"""A classic Helm chart repository with two releases of Karpenter's kwok chart, for upgrade tests.
+"""Karpenter's charts for the lab, packaged like the published ones, and a chart repository for upgrade tests.
 
-The lab installs Karpenter's chart from a directory, which has one version only, so a change of
-karpenter_version is never exercised there. This builds a repository like the one an EKS user points
-chart_repo_url at, holding the lab's chart and the chart of an older Karpenter release, and serves it
-on loopback:
+The lab's controller is built from github.com/aws/karpenter-provider-aws (lab/build.sh), whose module holds
+the two charts the karpenter role installs: `karpenter` and `karpenter-crd`. Their Chart.yaml is bumped
+only when a release is published (v1.14.1's module says 1.13.0), so the lab packages them itself with the
+module's version, as the OCI charts on EKS carry it; `helm list` on the lab then names the version that runs.
+
+A chart directory or archive has one version only, so a change of karpenter_version is never exercised
+there. For that, this also builds a classic repository like the one an EKS user points
+karpenter_chart_repo_url at, holding both charts of an older release and of the lab's, served on loopback:
 
     python -m lab.chart_repo            build it (once; cached outside the repo) and print its directory
     python -m lab.chart_repo --serve    also serve it until interrupted, printing the URL
 
-Both charts come from the sigs.k8s.io/karpenter Go module, through `go` and its proxy like every
-other lab binary, and are packaged and indexed by the lab's own helm.
+Everything comes from the Go module through `go` and its proxy, like every lab binary, and is packaged and
+indexed by the lab's own helm.
 """
 import argparse
 import contextlib
@@ -27,29 +31,33 @@ from pathlib import Path
 
 from lab import labctl
 
+MODULE = "github.com/aws/karpenter-provider-aws"
 CHART_NAME = "karpenter"
-MODULE = "sigs.k8s.io/karpenter"
-# The minor before KARPENTER_VERSION. It lives here, not in versions.env: that file keys the binary
-# cache, and this release is never built, only its chart is packaged.
-PREVIOUS_KARPENTER_VERSION = "v1.13.0"
+CRD_CHART_NAME = "karpenter-crd"
+CHARTS = (CHART_NAME, CRD_CHART_NAME)
+# The release before the lab's. It lives here, not in versions.env: that file keys the binary cache, and
+# this release is never built, only its charts are packaged. v1.13.1's CRDs lack what v1.14 added (the
+# capacitybuffers CRD, consolidationPolicy Balanced), which the upgrade test looks for.
+PREVIOUS_KARPENTER_VERSION = "v1.13.1"
 # Ports the lab may use (lab/labctl.py): the repository never listens there.
 LAB_PORTS = range(36000, 36901)
 
 
 class ChartRepoError(labctl.LabError):
-    """A failure building the repository, printed as one line."""
+    """A failure building the charts or the repository, printed as one line."""
 
 
 @dataclass(frozen=True)
 class ChartRepo:
     path: Path
     chart: str
+    crd_chart: str
     old_version: str
     new_version: str
 
 
 def versions_file():
-    # The same file build.sh sources, so the chart in the bin dir is the version read here.
+    # The same file build.sh sources, so the charts in the bin dir are the version read here.
     return Path(os.environ.get("LAB_VERSIONS_FILE", labctl.REPO / "lab" / "versions.env"))
 
 
@@ -64,8 +72,13 @@ def read_versions(path):
     return versions
 
 
+def lab_karpenter_version():
+    """The Karpenter release the lab's controller and charts are built from (a Go module version)."""
+    return read_versions(versions_file())["KARPENTER_AWS_VERSION"]
+
+
 def chart_version(module_version):
-    """v1.13.0 -> 1.13.0: how Karpenter numbers its published charts."""
+    """v1.14.1 -> 1.14.1: how Karpenter numbers its published charts."""
     if not module_version.startswith("v") or module_version.count(".") != 2:
         raise ChartRepoError(f"{module_version!r} is not a Go module version like v1.14.1")
     return module_version[1:]
@@ -110,47 +123,75 @@ def helm(helm_binary, *args):
     return result.stdout
 
 
-def build(old_chart, new_chart, old, new, helm_binary, destination):
-    """Package both chart directories at the chart versions of old/new and index them into destination."""
+def package(charts_dir, module_version, helm_binary, destination):
+    """Package charts_dir/<karpenter, karpenter-crd> as <name>-<version>.tgz into destination."""
+    version = chart_version(module_version)
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    for source, module_version in ((old_chart, old), (new_chart, new)):
-        version = chart_version(module_version)
-        # The kwok chart's Chart.yaml is not bumped on release (0.35.0 in both v1.13.0 and v1.14.1):
-        # only the module version tells two releases apart.
-        helm(helm_binary, "package", str(source), "--version", version, "--app-version", version, "--destination", str(destination))
-    # No --url: the index names the archives relatively, so one build serves on any port.
-    helm(helm_binary, "repo", "index", str(destination))
-    return destination
+    for name in CHARTS:
+        helm(helm_binary, "package", str(Path(charts_dir) / name), "--version", version, "--app-version", version,
+             "--destination", str(destination))
+    return {name: destination / f"{name}-{version}.tgz" for name in CHARTS}
 
 
-def karpenter_chart_repo(bins=None, old=PREVIOUS_KARPENTER_VERSION, cache_root=None):
-    """The repository of Karpenter's kwok chart at `old` and at the lab's version, built on first use."""
-    bins = Path(bins) if bins else labctl.bin_dir(build=False)
-    if bins is None:
-        raise ChartRepoError("the lab binaries are not built: run `make lab-build`")
-    # The bin dir's chart is the one build.sh took from this version's module.
-    new = read_versions(versions_file())["KARPENTER_VERSION"]
-    # build.sh puts every bin dir directly under the lab's cache root (LAB_CACHE_DIR, else
-    # $XDG_CACHE_HOME or ~/.cache, then karpenter-hpa-lab), so the repository lands next to them.
-    cache_root = Path(cache_root) if cache_root else bins.parent
-    final = repo_dir(cache_root, old, new)
-    repo = ChartRepo(final, CHART_NAME, chart_version(old), chart_version(new))
-    if (final / "index.yaml").is_file():
-        return repo
+@contextlib.contextmanager
+def _staged(final, cache_root):
+    """A staging directory renamed to `final` when the block succeeds; a concurrent builder's result wins."""
     cache_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{final.name}.", dir=cache_root))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the cache from anyone but its builder
     try:
-        build(module_dir(MODULE, old) / "kwok" / "charts", labctl.karpenter_dir(bins) / "chart", old, new, labctl.tool("helm", bins), staging)
+        yield staging
         try:
             staging.rename(final)
         except OSError:
-            # Another caller finished first; its repository is the same.
-            if not (final / "index.yaml").is_file():
+            # Another caller finished first; what it built is the same.
+            if not final.is_dir():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _bins(bins):
+    bins = Path(bins) if bins else labctl.bin_dir(build=False)
+    if bins is None:
+        raise ChartRepoError("the lab binaries are not built: run `make lab-build`")
+    return bins
+
+
+def lab_charts(bins=None, cache_root=None):
+    """The lab's two charts as archives of the lab's Karpenter version: {chart name: path of its .tgz}.
+
+    Packaged once per bin dir (build.sh copied the chart directories from the module it built the
+    controller from) and kept beside it, under the lab's cache root."""
+    bins = _bins(bins)
+    version = lab_karpenter_version()
+    cache_root = Path(cache_root) if cache_root else bins.parent
+    final = cache_root / f"charts-{bins.name}-{version}"
+    archives = {name: final / f"{name}-{chart_version(version)}.tgz" for name in CHARTS}
+    if not all(path.is_file() for path in archives.values()):
+        with _staged(final, cache_root) as staging:
+            package(bins / "karpenter-aws-charts", version, labctl.tool("helm", bins), staging)
+    return archives
+
+
+def karpenter_chart_repo(bins=None, old=PREVIOUS_KARPENTER_VERSION, cache_root=None):
+    """The repository of Karpenter's two charts at `old` and at the lab's version, built on first use."""
+    bins = _bins(bins)
+    new = lab_karpenter_version()
+    # build.sh puts every bin dir directly under the lab's cache root (LAB_CACHE_DIR, else
+    # $XDG_CACHE_HOME or ~/.cache, then karpenter-hpa-lab), so the repository lands next to them.
+    cache_root = Path(cache_root) if cache_root else bins.parent
+    final = repo_dir(cache_root, old, new)
+    repo = ChartRepo(final, CHART_NAME, CRD_CHART_NAME, chart_version(old), chart_version(new))
+    if (final / "index.yaml").is_file():
+        return repo
+    with _staged(final, cache_root) as staging:
+        package(module_dir(MODULE, old) / "charts", old, labctl.tool("helm", bins), staging)
+        for archive in lab_charts(bins, cache_root).values():
+            shutil.copy2(archive, staging / archive.name)
+        # No --url: the index names the archives relatively, so one build serves on any port.
+        helm(labctl.tool("helm", bins), "repo", "index", str(staging))
     return repo
 
 
@@ -185,7 +226,7 @@ def serve(directory):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lab.chart_repo", description=__doc__.splitlines()[0])
-    parser.add_argument("--old", default=PREVIOUS_KARPENTER_VERSION, help="older sigs.k8s.io/karpenter release (default %(default)s)")
+    parser.add_argument("--old", default=PREVIOUS_KARPENTER_VERSION, help="older Karpenter release (default %(default)s)")
     parser.add_argument("--serve", action="store_true", help="serve the repository on 127.0.0.1 until interrupted")
     args = parser.parse_args(argv)
     try:
@@ -196,7 +237,7 @@ def main(argv=None):
     print(repo.path, flush=True)
     if args.serve:
         with serve(repo.path) as url:
-            labctl.log(f"chart {repo.chart} {repo.old_version} and {repo.new_version} at {url} (Ctrl-C stops)")
+            labctl.log(f"charts {repo.chart} and {repo.crd_chart} {repo.old_version} and {repo.new_version} at {url} (Ctrl-C stops)")
             print(url, flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()

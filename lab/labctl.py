@@ -436,10 +436,17 @@ def node_metrics_served():
 
 # -- inventory and environment --------------------------------------------------------------------
 def karpenter_inventory(bins):
-    """Role overrides for the lab's Karpenter: the AWS provider's own charts, from its Go module. Only their
-    location differs from EKS's OCI charts; the version is the one the lab's controller was built from."""
-    charts = bins / "karpenter-aws-charts"
-    return {"karpenter_chart_ref": str(charts / "karpenter"), "karpenter_crd_chart_ref": str(charts / "karpenter-crd")}
+    """Role overrides for the lab's Karpenter: the AWS provider's own charts, from the Go module its controller
+    was built from, packaged with that version. Only their location differs from EKS's OCI charts."""
+    from lab import chart_repo
+
+    charts = chart_repo.lab_charts(bins)
+    return {
+        "karpenter_chart_ref": str(charts[chart_repo.CHART_NAME]),
+        "karpenter_crd_chart_ref": str(charts[chart_repo.CRD_CHART_NAME]),
+        # The nodepools role validates against the CRDs of the chart the karpenter role installs.
+        "nodepools_crd_chart_ref": str(charts[chart_repo.CRD_CHART_NAME]),
+    }
 
 
 def write_inventory(facts, bins):
@@ -467,9 +474,6 @@ def write_inventory(facts, bins):
         "karpenter_version": "",
         "karpenter_helm_binary": str(bins / "helm"),
         **karpenter_inventory(bins),
-        # The nodepools role validates against the CRDs of the karpenter-crd chart the lab installs: the
-        # AWS provider's, of the same Karpenter version, as a directory (one version only).
-        "nodepools_crd_chart_ref": str(bins / "karpenter-aws-charts" / "karpenter-crd"),
         "nodepools_crd_chart_version": "",
         "nodepools_helm_binary": str(bins / "helm"),
         # metrics-server's own chart from its Go module. kwokctl already runs the real metrics-server

@@ -104,3 +104,23 @@ def wait_until(description, predicate, timeout, interval=1.0):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {description} (last: {last!r})")
+
+
+def karpenter_counter(name, **labels):
+    """The sum of a counter of the lab's Karpenter controller over the series matching `labels` (0 if absent).
+
+    The controller serves Prometheus text on the lab's Karpenter metrics port, as the pod would."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{labctl.PORTS['karpenter_metrics']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        series = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        if all(series.get(key) == value for key, value in labels.items()):
+            total += float(match.group(3))
+    return total

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .conftest import changed, run_playbook, wait_until
+from .conftest import changed, karpenter_counter, run_playbook, wait_until
 
 
 def playbook(*args, extra=None, check=True):
@@ -94,45 +94,100 @@ def test_apply_then_idempotent_check_and_apply(lab_env, kube_json, aws, converge
     assert changed(playbook()) == 0
 
 
-def test_changing_karpenter_version_upgrades_the_release(lab, lab_env, converged):
-    """The lab installs Karpenter from a chart directory, which has one version only; here the role installs
-    from a chart repository holding an older Karpenter release and the lab's, so karpenter_version chooses."""
-    import yaml
+def consolidation_policies(kube_json):
+    (version,) = kube_json("crd", "nodepools.karpenter.sh")["spec"]["versions"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["disruption"]["properties"]
+    return version["name"], version["served"], schema["consolidationPolicy"]["enum"]
 
+
+def crd_names(kube_json):
+    return sorted(c["metadata"]["name"] for c in kube_json("crd")["items"]
+                  if c["spec"]["group"] in ("karpenter.sh", "karpenter.k8s.aws", "autoscaling.x-k8s.io"))
+
+
+def balanced_pool_accepted(kubectl):
+    """What the apiserver says of a NodePool with consolidationPolicy Balanced, which v1.14's CRD added."""
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "upgrade-probe"},
+            "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                                           "requirements": []}},
+                     "disruption": {"consolidationPolicy": "Balanced", "consolidateAfter": "1m"}}}
+    return kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pool), check=False).returncode == 0
+
+
+def test_changing_karpenter_version_upgrades_both_releases_and_the_crds(lab, lab_env, kube_json, kubectl, converged):
+    """The lab installs Karpenter from chart archives, one version each; here the role installs from a chart
+    repository holding the release before the lab's and the lab's, so karpenter_version chooses, for the
+    controller's chart and the CRD chart alike."""
     from lab import chart_repo
 
     bins = lab.bin_dir(build=False)
     repo = chart_repo.karpenter_chart_repo(bins)
-    lab_chart = yaml.safe_load((lab.karpenter_dir(bins) / "chart" / "Chart.yaml").read_text())["version"]
-    old, new = f"karpenter-{repo.old_version}", f"karpenter-{repo.new_version}"
+    pool_uid = kube_json("nodepool", "default")["metadata"]["uid"]
 
     def karpenter(url, version, *args):
-        # Only the karpenter stage: `changed` then counts the release and nothing else.
-        extra = {"karpenter_chart_ref": repo.chart, "karpenter_chart_repo_url": url, "karpenter_version": version}
+        # Only the karpenter stage: `changed` then counts the two releases and nothing else.
+        extra = {"karpenter_chart_ref": repo.chart, "karpenter_crd_chart_ref": repo.crd_chart,
+                 "karpenter_chart_repo_url": url, "karpenter_version": version}
         return playbook("--tags", "karpenter", *args, extra=extra)
+
+    def charts():
+        return {name: helm_json(lab_env, "list", "-n", "karpenter", "--filter", f"^{name}$")[0]["chart"] for name in ("karpenter", "karpenter-crd")}
 
     try:
         with chart_repo.serve(repo.path) as url:
             karpenter(url, repo.old_version)
+            assert charts() == {"karpenter": f"karpenter-{repo.old_version}", "karpenter-crd": f"karpenter-crd-{repo.old_version}"}
+            assert consolidation_policies(kube_json) == ("v1", True, ["WhenEmpty", "WhenEmptyOrUnderutilized"])
+            assert not balanced_pool_accepted(kubectl)
             installed = karpenter_release(lab_env)
-            assert (installed["chart"], installed["status"]) == (old, "deployed")
 
-            assert changed(karpenter(url, repo.new_version, "--check")) == 1
+            assert changed(karpenter(url, repo.new_version, "--check")) == 2
             assert karpenter_release(lab_env) == installed
+            assert "Balanced" not in consolidation_policies(kube_json)[2]
 
-            assert changed(karpenter(url, repo.new_version)) == 1
+            assert changed(karpenter(url, repo.new_version)) == 2
+            assert charts() == {"karpenter": f"karpenter-{repo.new_version}", "karpenter-crd": f"karpenter-crd-{repo.new_version}"}
             upgraded = karpenter_release(lab_env)
-            assert (upgraded["chart"], upgraded["status"]) == (new, "deployed")
-            assert upgraded["revision"] > installed["revision"]
-            assert upgraded["history"][-2:] == [old, new]
+            assert upgraded["revision"] > installed["revision"] and upgraded["history"][-2:] == [f"karpenter-{repo.old_version}", f"karpenter-{repo.new_version}"]
+            # The CRDs moved with the release: still served as v1, with what v1.14 added.
+            assert consolidation_policies(kube_json) == ("v1", True, ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"])
+            assert balanced_pool_accepted(kubectl)
+            assert "capacitybuffers.autoscaling.x-k8s.io" in crd_names(kube_json)
 
             assert changed(karpenter(url, repo.new_version)) == 0
             assert karpenter_release(lab_env)["revision"] == upgraded["revision"]
     finally:
-        # Back to the lab's own chart, so the tests after this one see the usual lab.
+        # Back to the lab's own charts, so the tests after this one see the usual lab.
         restored = playbook("--tags", "karpenter", check=False)
     assert restored.returncode == 0, restored.stdout[-4000:]
-    assert karpenter_release(lab_env)["chart"] == f"karpenter-{lab_chart}"
+    assert charts() == {"karpenter": f"karpenter-{repo.new_version}", "karpenter-crd": f"karpenter-crd-{repo.new_version}"}
+    # No CRD was deleted on the way down or up: the NodePool is the one from before.
+    assert kube_json("nodepool", "default")["metadata"]["uid"] == pool_uid
+
+
+def test_crds_installed_by_hand_are_adopted_without_deleting_a_nodepool(lab_env, kube_json, kubectl, converged):
+    """CRDs applied with kubectl (or left by the old crds/ layout) belong to no release; the role adopts them."""
+    pool_uid = kube_json("nodepool", "default")["metadata"]["uid"]
+    names = crd_names(kube_json)
+    bins = lab_env["PATH"].split(":")[0]
+    # Uninstalling the CRD release keeps the CRDs (helm.sh/resource-policy: keep); stripping Helm's
+    # ownership then leaves them exactly as a `kubectl apply` of the CRD files would.
+    subprocess.run([f"{bins}/helm", "uninstall", "karpenter-crd", "-n", "karpenter"], env=lab_env, check=True, capture_output=True)
+    for name in names:
+        kubectl("annotate", "crd", name, "meta.helm.sh/release-name-", "meta.helm.sh/release-namespace-")
+        kubectl("label", "crd", name, "app.kubernetes.io/managed-by-")
+    assert "karpenter-crd" not in releases(lab_env) and crd_names(kube_json) == names
+
+    assert changed(playbook("--tags", "karpenter", "--check")) > 0
+    assert "karpenter-crd" not in releases(lab_env)
+    assert changed(playbook("--tags", "karpenter")) > 0
+    assert "karpenter-crd" in releases(lab_env)
+    for name in names:
+        annotations = kube_json("crd", name)["metadata"]["annotations"]
+        assert (annotations["meta.helm.sh/release-name"], annotations["helm.sh/resource-policy"]) == ("karpenter-crd", "keep")
+    assert kube_json("nodepool", "default")["metadata"]["uid"] == pool_uid
+    assert changed(playbook("--tags", "karpenter", "--check")) == 0
+    assert changed(playbook("--tags", "karpenter")) == 0
 
 
 @pytest.mark.parametrize(
@@ -244,26 +299,32 @@ def test_interruption_queue_is_encrypted_tls_only_and_fed_by_the_five_reference_
         (target,) = events_client.list_targets_by_rule(Rule=name)["Targets"]
         assert target["Arn"] == attributes["QueueArn"]
     # An EC2 spot warning and a capacity reservation interruption warning, delivered the way AWS does
-    # (PutEvents), reach the queue Karpenter reads, each through the rule of its type.
+    # (PutEvents), reach the queue through the rule of their type, and the real controller reads them:
+    # its parser counts each by kind, and it deletes both (the instance is no node of Karpenter's).
+    wait_until("the Karpenter controller serving metrics", lambda: _metrics_served(), 120, interval=1)
+    received = {kind: karpenter_counter("karpenter_interruption_received_messages_total", message_type=kind)
+                for kind in ("spot_interrupted", "capacity_reservation_interrupted")}
+    deleted = karpenter_counter("karpenter_interruption_deleted_messages_total")
     node = kube_json("nodes", "-l", "eks.amazonaws.com/nodegroup=ng-ondemand")["items"][0]
     instance_id = node["spec"]["providerID"].rsplit("/", 1)[-1]
     from lab import events
 
     events.inject(lab.AWS_ENDPOINT, "spot-interruption", instance_id=instance_id)
     events.inject(lab.AWS_ENDPOINT, "capacity-reservation-interruption", instance_id=instance_id)
-    bodies = []
-    wanted = {"EC2 Spot Instance Interruption Warning", "EC2 Capacity Reservation Instance Interruption Warning"}
 
-    def received():
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        return wanted <= {b["detail-type"] for b in bodies}
+    def handled():
+        return all(karpenter_counter("karpenter_interruption_received_messages_total", message_type=kind) == count + 1
+                   for kind, count in received.items()) and karpenter_counter("karpenter_interruption_deleted_messages_total") == deleted + 2
 
-    wait_until("both warnings in the interruption queue", received, 15, interval=0)
-    (reservation,) = [b for b in bodies if b["detail-type"] == "EC2 Capacity Reservation Instance Interruption Warning"]
-    assert reservation["source"] == "aws.ec2" and reservation["resources"] == [f"arn:aws:ec2:ap-southeast-1:123456789012:instance/{instance_id}"]
-    zone = aws("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
-    zone_id = aws("ec2").describe_availability_zones(ZoneNames=[zone])["AvailabilityZones"][0]["ZoneId"]
-    assert {k: v for k, v in reservation["detail"].items() if k != "instance-termination-time"} == {
-        "instance-id": instance_id, "instance-action": "terminate", "azId": zone_id}
+    wait_until("Karpenter to receive and delete both warnings", handled, 60, interval=1)
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert counts == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    # A nodegroup instance is not Karpenter's to replace: its node is left alone.
+    assert not kube_json("node", node["metadata"]["name"])["spec"].get("unschedulable")
+
+
+def _metrics_served():
+    try:
+        return karpenter_counter("karpenter_interruption_deleted_messages_total") >= 0
+    except OSError:
+        return False

@@ -1,4 +1,5 @@
-"""The lab's Kubernetes side: real control plane, kwok nodes, metrics-server, HPA and Karpenter."""
+"""The lab's Kubernetes side: real control plane, kwok nodes, metrics-server and the HPA. Karpenter runs once
+the karpenter role installed it: test_zy_aws_karpenter.py."""
 import json
 
 import pytest
@@ -79,64 +80,6 @@ def test_deployment_pods_reach_running(kubectl, kube_json, namespace):
     kubectl("apply", "-f", "-", stdin=json.dumps(_deployment("web", namespace, 2, "100m", "64Mi")))
     pods = wait_until("2 Running pods", lambda: len(_running_pods(kube_json, namespace, "web")) == 2 or None, 60)
     assert pods
-
-
-def test_karpenter_adds_nodes_for_pods_that_do_not_fit(kubectl, kube_json, namespace):
-    nodeclass = {"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass", "metadata": {"name": "labtest"}}
-    nodepool = {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodePool",
-        "metadata": {"name": "labtest"},
-        "spec": {
-            "template": {
-                "metadata": {"labels": {"intent": "apps"}},
-                "spec": {
-                    "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass", "name": "labtest"},
-                    "requirements": [
-                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]},
-                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]},
-                        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6g.xlarge", "r6g.xlarge", "c6g.2xlarge"]},
-                    ],
-                    "expireAfter": "720h",
-                },
-            },
-            "limits": {"cpu": "1000", "memory": "1000Gi"},
-            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "0s"},
-        },
-    }
-    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [nodeclass, nodepool]}))
-    try:
-        # 6 x 2 CPU: the 3 nodegroup nodes (3920m allocatable each) hold one each; Karpenter must add the rest.
-        kubectl("apply", "-f", "-", stdin=json.dumps(_deployment("inflate", namespace, 6, "2", "4G")))
-        wait_until(
-            "a node from NodePool labtest",
-            lambda: kube_json("nodes", "-l", "karpenter.sh/nodepool=labtest")["items"] or None,
-            60,
-        )
-        wait_until("6 Running pods", lambda: len(_running_pods(kube_json, namespace, "inflate")) == 6 or None, 60)
-        karpenter_nodes = kube_json("nodes", "-l", "karpenter.sh/nodepool=labtest")["items"]
-        for node in karpenter_nodes:
-            labels = node["metadata"]["labels"]
-            assert labels["karpenter.sh/capacity-type"] == "spot"
-            assert labels["node.kubernetes.io/instance-type"] in {"m6g.xlarge", "r6g.xlarge", "c6g.2xlarge"}
-            assert labels["intent"] == "apps"
-        # metrics-server must see Karpenter's nodes too (kwok gives each its metrics path).
-        names = {n["metadata"]["name"] for n in karpenter_nodes}
-        wait_until(
-            "node metrics for Karpenter's nodes",
-            lambda: names <= {i["metadata"]["name"] for i in json.loads(kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").stdout)["items"]} or None,
-            60,
-        )
-    finally:
-        kubectl("delete", "deployment", "inflate", "-n", namespace, "--wait=true", check=False)
-        kubectl("delete", "nodepool", "labtest", "--wait=true", "--timeout=90s", check=False, timeout=120)
-        kubectl("delete", "kwoknodeclass", "labtest", "--wait=true", "--timeout=60s", check=False, timeout=90)
-    # Deleting the NodePool makes Karpenter terminate its nodes (NodeClaims are owned by it).
-    wait_until(
-        "Karpenter to remove the NodePool's nodes",
-        lambda: not kube_json("nodes", "-l", "karpenter.sh/nodepool=labtest")["items"],
-        90,
-    )
 
 
 def test_hpa_scales_on_simulated_cpu_usage(kubectl, kube_json, namespace):

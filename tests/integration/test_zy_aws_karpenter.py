@@ -1,16 +1,17 @@
 """The AWS half on real components: the Karpenter AWS provider's controller, run as the karpenter role's
 Helm release says, with the controller role's IRSA credentials, launches instances in the lab's AWS
-server that join as aws:/// nodes. Runs on a lab of its own (LAB_KARPENTER=aws); the kwok lab is
-started again afterwards for the tests that follow."""
+server that join as aws:/// nodes, and handles the interruption warnings of its own queue itself."""
 import json
+import time
 
 import pytest
 
+from lab import events as lab_events
 from lab import labctl
+from lab.rulebook import Rulebook
 
-from .conftest import run_labctl, run_playbook, wait_until
+from .conftest import karpenter_counter, run_playbook, wait_until
 
-AWS_MODE = {"LAB_KARPENTER": "aws"}
 APP_NS = "nlb-app-karpenter"
 LOG_START = {}
 
@@ -21,22 +22,24 @@ def aws_log_lines():
 
 
 @pytest.fixture(scope="module")
-def aws_lab(lab):
-    run_labctl("down")
-    # The AWS server's log is appended to across labs: this lab's lines start here.
+def converged(lab):
+    # The AWS server's log is appended to for the whole lab: this module's lines start here.
     LOG_START["aws"] = len(aws_log_lines())
-    run_labctl("up", env=AWS_MODE)
+    run_playbook("site.yml")
+    run_playbook("event_bus.yml")
+    # The tutorial scales by hand before it creates the HPA, which would scale back to its minimum.
+    run_playbook("autoscaling.yml", "--tags", "hpa", extra={"hpa_state": "absent"})
     yield labctl
-    run_labctl("down")
-    run_labctl("up", env={"LAB_KARPENTER": "kwok"})
+    run_playbook("teardown.yml", check=False)
 
 
 def kube(*args):
     return json.loads(labctl.kubectl(*args, "-o", "json").stdout)
 
 
-def karpenter_instances(aws):
-    pages = aws("ec2").get_paginator("describe_instances").paginate(Filters=[{"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]}])
+def karpenter_instances(aws, states=("pending", "running")):
+    pages = aws("ec2").get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]}, {"Name": "instance-state-name", "Values": list(states)}])
     return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
 
@@ -44,8 +47,14 @@ def karpenter_nodes():
     return [n for n in kube("get", "nodes")["items"] if "karpenter.sh/nodepool" in n["metadata"]["labels"]]
 
 
-def test_the_controller_runs_with_the_releases_settings_and_irsa_credentials(aws_lab, aws):
-    run_playbook("site.yml")
+def app_pods_running(count):
+    def check():
+        pods = [p for p in kube("get", "pods", "-n", APP_NS)["items"] if not p["metadata"].get("deletionTimestamp")]
+        return len(pods) == count and all(p["status"].get("phase") == "Running" for p in pods) and pods
+    return check
+
+
+def test_the_controller_runs_with_the_releases_settings_and_irsa_credentials(converged, aws):
     env = json.loads((labctl.STATE / "karpenter-pod" / "env.json").read_text())
     deployment = kube("get", "deployment", "-n", "karpenter", "karpenter")
     rendered = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -64,14 +73,9 @@ def test_the_controller_runs_with_the_releases_settings_and_irsa_credentials(aws
     assert node_class["status"]["instanceProfile"]
 
 
-def test_six_replicas_launch_spot_instances_that_join_as_aws_nodes(aws_lab, aws):
+def test_six_replicas_launch_spot_instances_that_join_as_aws_nodes(converged, aws):
     labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=6")
-
-    def all_running():
-        pods = kube("get", "pods", "-n", APP_NS)["items"]
-        return len(pods) == 6 and all(p["status"].get("phase") == "Running" for p in pods) and pods
-
-    wait_until("6 app pods Running", all_running, 240, interval=2)
+    wait_until("6 app pods Running", app_pods_running(6), 240, interval=2)
     instances = [i for i in karpenter_instances(aws) if i["State"]["Name"] == "running"]
     nodes = karpenter_nodes()
     assert instances and len(nodes) == len(instances)
@@ -84,21 +88,70 @@ def test_six_replicas_launch_spot_instances_that_join_as_aws_nodes(aws_lab, aws)
         assert instance.get("InstanceLifecycle") == "spot"
         assert node["metadata"]["labels"]["karpenter.sh/capacity-type"] == "spot"
         assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == instance["InstanceType"]
+    # The HPA needs metrics of every node: metrics-server sees the new ones too.
+    names = {n["metadata"]["name"] for n in nodes}
+    wait_until("node metrics for Karpenter's nodes", lambda: names <= {
+        i["metadata"]["name"] for i in json.loads(labctl.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes").stdout)["items"]}, 60)
 
 
-def test_back_to_one_replica_consolidation_terminates_the_instances(aws_lab, aws):
+@pytest.fixture
+def rulebook_leaving_drains_to_karpenter(converged, tmp_path):
+    """The rulebook as eks.example.yml runs it: Karpenter drains its nodes, the rulebook records and counts."""
+    vars_file = tmp_path / "vars.yml"
+    vars_file.write_text(json.dumps({"events_queue_name": "eksworkshop-cluster-events", "cost_queue_name": "eksworkshop-cost-events",
+                                     "aws_region": "ap-southeast-1", "drain_owner": "karpenter", "spot_review_interval_seconds": 3600}))
+    runner = Rulebook(tmp_path / "rulebook.log", vars_file=str(vars_file))
+    runner.start()
+    yield runner
+    runner.stop()
+    print(runner.log()[-5000:])
+    labctl.kubectl("annotate", "nodepool", "default", "eks-autoscaling.io/spot-interruptions-", check=False)
+
+
+def test_a_spot_warning_is_handled_by_karpenter_itself_and_recorded_by_the_rulebook(converged, aws, rulebook_leaving_drains_to_karpenter):
+    """Karpenter's native interruption handling: the warning reaches its queue through the interruption_queue
+    role's rule, the real controller taints and drains the node, terminates the instance and launches a
+    replacement; the rulebook, with drain_owner karpenter, only records the warning and counts it."""
+    victim = sorted(karpenter_nodes(), key=lambda n: n["metadata"]["name"])[0]
+    name = victim["metadata"]["name"]
+    instance_id = victim["spec"]["providerID"].rsplit("/", 1)[-1]
+    received = karpenter_counter("karpenter_interruption_received_messages_total", message_type="spot_interrupted")
+    started = time.time()
+    lab_events.inject(labctl.AWS_ENDPOINT, "spot-interruption", instance_id=instance_id)
+
+    def tainted():
+        node = next((n for n in karpenter_nodes() if n["metadata"]["name"] == name), None)
+        return node is None or any(t["key"] == "karpenter.sh/disrupted" for t in node["spec"].get("taints") or [])
+
+    wait_until("Karpenter to taint the interrupted node", tainted, 60, interval=0.2)
+    print(f"spot warning -> node tainted by Karpenter: {time.time() - started:.1f}s")
+    assert karpenter_counter("karpenter_interruption_received_messages_total", message_type="spot_interrupted") == received + 1
+    wait_until("the interrupted node gone", lambda: name not in {n["metadata"]["name"] for n in karpenter_nodes()}, 180, interval=1)
+    (instance,) = aws("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"]
+    assert instance["State"]["Name"] in ("shutting-down", "terminated")
+    # The pods it held run again, on a replacement Karpenter launched.
+    wait_until("6 app pods Running again", app_pods_running(6), 240, interval=2)
+    assert all(i["InstanceId"] != instance_id for i in karpenter_instances(aws))
+    # The rulebook heard the same warning on its own queue and left the node to Karpenter.
+    counted = wait_until("the interruption counted on the NodePool", lambda: [
+        r for r in json.loads((kube("get", "nodepool", "default")["metadata"].get("annotations") or {}).get("eks-autoscaling.io/spot-interruptions", "[]"))
+        if r["id"] == instance_id], 120, interval=1)
+    assert counted[0]["type"] == victim["metadata"]["labels"]["node.kubernetes.io/instance-type"]
+    assert rulebook_leaving_drains_to_karpenter.alive()
+
+
+def test_back_to_one_replica_consolidation_terminates_the_instances(converged, aws):
     labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=1")
     wait_until("Karpenter's nodes gone", lambda: not karpenter_nodes(), 300, interval=3)
-    states = {i["State"]["Name"] for i in karpenter_instances(aws)}
-    assert states <= {"shutting-down", "terminated"}, states
+    assert karpenter_instances(aws) == []
 
 
-def test_the_aws_server_logged_no_denial_for_the_controller_role(aws_lab):
+def test_the_aws_server_logged_no_denial_for_the_controller_role(converged):
     denials = [line for line in aws_log_lines()[LOG_START["aws"]:] if "DENIED" in line]
     assert denials == []
 
 
-def test_a_token_of_another_service_account_cannot_assume_the_controller_role(aws_lab, aws):
+def test_a_token_of_another_service_account_cannot_assume_the_controller_role(converged, aws):
     labctl.kubectl("create", "serviceaccount", "-n", "default", "intruder")
     try:
         token = labctl.kubectl("create", "token", "-n", "default", "intruder", "--audience", "sts.amazonaws.com").stdout.strip()
@@ -112,7 +165,7 @@ def test_a_token_of_another_service_account_cannot_assume_the_controller_role(aw
         labctl.kubectl("delete", "serviceaccount", "-n", "default", "intruder", check=False)
 
 
-def test_one_statement_removed_from_the_policy_stops_every_launch_with_the_denial_logged(aws_lab, aws):
+def test_one_statement_removed_from_the_policy_stops_every_launch_with_the_denial_logged(converged, aws):
     iam = aws("iam")
     role, name = "KarpenterControllerRole-eksworkshop", "KarpenterControllerPolicy-eksworkshop"
     original = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]

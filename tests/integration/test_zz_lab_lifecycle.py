@@ -22,7 +22,7 @@ def test_up_refuses_busy_ports_with_one_clear_line(lab):
 def test_status_lists_every_component_healthy(lab):
     out = run_labctl("status").stdout
     for component in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller",
-                      "metrics-server", "karpenter", "aws"):
+                      "metrics-server", "karpenter", "aws", "ec2-kubelet"):
         (row,) = [l for l in out.splitlines() if l.startswith(component + " ")]
         assert row.split()[-1] == "ok", row
         assert row.split()[1].isdigit(), row  # a live PID

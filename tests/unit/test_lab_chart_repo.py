@@ -1,7 +1,8 @@
-"""lab/chart_repo.py: the two-version Karpenter chart repository the upgrade test installs from.
+"""lab/chart_repo.py: the lab's Karpenter charts packaged with their release's version, and the two-version
+chart repository the upgrade test installs from.
 
-The build needs Go (the older chart comes through the module proxy) and the lab's binaries (helm and
-the current chart); without them those tests skip. No lab has to be running.
+The build needs Go (the older charts come through the module proxy) and the lab's binaries (helm and the
+current charts); without them those tests skip. No lab has to be running.
 """
 import os
 import shutil
@@ -24,7 +25,7 @@ def test_chart_versions_are_the_module_versions_without_the_v():
 
 
 def test_the_previous_release_is_older_than_the_labs():
-    current = chart_repo.read_versions(labctl.REPO / "lab" / "versions.env")["KARPENTER_VERSION"]
+    current = chart_repo.lab_karpenter_version()
 
     def key(version):
         return tuple(int(part) for part in chart_repo.chart_version(version).split("."))
@@ -75,22 +76,51 @@ def built(lab_bins, tmp_path_factory):
     return chart_repo.karpenter_chart_repo(lab_bins, cache_root=tmp_path_factory.mktemp("cache"))
 
 
-def test_repository_holds_the_older_release_and_the_labs(built):
-    current = chart_repo.read_versions(chart_repo.versions_file())["KARPENTER_VERSION"]
-    assert (built.chart, built.old_version, built.new_version) == ("karpenter", chart_repo.chart_version(chart_repo.PREVIOUS_KARPENTER_VERSION), chart_repo.chart_version(current))
-    assert sorted(chart_repo.index_versions(built.path)) == sorted([built.old_version, built.new_version])
-    for version in (built.old_version, built.new_version):
-        with tarfile.open(built.path / f"karpenter-{version}.tgz") as archive:
-            chart = yaml.safe_load(archive.extractfile("karpenter/Chart.yaml"))
-        assert (chart["name"], chart["version"], chart["appVersion"]) == ("karpenter", version, version)
+def chart_yaml(archive_path, name):
+    with tarfile.open(archive_path) as archive:
+        return yaml.safe_load(archive.extractfile(f"{name}/Chart.yaml"))
 
 
-def test_the_two_charts_differ(built):
-    def templates(version):
-        with tarfile.open(built.path / f"karpenter-{version}.tgz") as archive:
-            return {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile() and "/templates/" in m.name}
+def rendered_crds(built, lab_bins, version):
+    """The CRDs the karpenter-crd chart of `version` installs, by name, as helm renders them."""
+    out = subprocess.run([str(lab_bins / "helm"), "template", "karpenter-crd", str(built.path / f"karpenter-crd-{version}.tgz")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return {d["metadata"]["name"]: d for d in yaml.safe_load_all(out) if d and d["kind"] == "CustomResourceDefinition"}
 
-    assert templates(built.old_version) != templates(built.new_version)
+
+def test_the_lab_charts_carry_the_version_of_the_labs_controller(lab_bins, tmp_path):
+    version = chart_repo.chart_version(chart_repo.lab_karpenter_version())
+    charts = chart_repo.lab_charts(lab_bins, cache_root=tmp_path)
+    assert sorted(charts) == ["karpenter", "karpenter-crd"]
+    for name, archive in charts.items():
+        chart = chart_yaml(archive, name)
+        assert (chart["name"], chart["version"], chart["appVersion"]) == (name, version, version)
+    # Packaged once: a second call finds the archives.
+    assert chart_repo.lab_charts(lab_bins, cache_root=tmp_path) == charts
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_repository_holds_both_charts_of_the_older_release_and_the_labs(built):
+    current = chart_repo.lab_karpenter_version()
+    assert (built.chart, built.crd_chart, built.old_version, built.new_version) == (
+        "karpenter", "karpenter-crd", chart_repo.chart_version(chart_repo.PREVIOUS_KARPENTER_VERSION), chart_repo.chart_version(current))
+    for name in ("karpenter", "karpenter-crd"):
+        assert sorted(chart_repo.index_versions(built.path, name)) == sorted([built.old_version, built.new_version])
+        for version in (built.old_version, built.new_version):
+            chart = chart_yaml(built.path / f"{name}-{version}.tgz", name)
+            assert (chart["name"], chart["version"], chart["appVersion"]) == (name, version, version)
+
+
+def test_the_newer_crds_add_what_the_upgrade_test_looks_for(built, lab_bins):
+    """v1.14 added the capacitybuffers CRD and consolidationPolicy Balanced: the upgrade test shows both arrive."""
+    def consolidation_policies(crds):
+        (version,) = crds["nodepools.karpenter.sh"]["spec"]["versions"]
+        return version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["disruption"]["properties"]["consolidationPolicy"]["enum"]
+
+    old, new = rendered_crds(built, lab_bins, built.old_version), rendered_crds(built, lab_bins, built.new_version)
+    assert set(new) - set(old) == {"capacitybuffers.autoscaling.x-k8s.io"}
+    assert consolidation_policies(old) == ["WhenEmpty", "WhenEmptyOrUnderutilized"]
+    assert consolidation_policies(new) == ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"]
 
 
 def test_a_second_call_reuses_the_repository(built, lab_bins, monkeypatch):
@@ -103,14 +133,15 @@ def test_a_second_call_reuses_the_repository(built, lab_bins, monkeypatch):
     again = chart_repo.karpenter_chart_repo(lab_bins, cache_root=built.path.parent)
     assert again == built
     assert (built.path / "index.yaml").stat().st_mtime_ns == before
-    assert [p.name for p in built.path.parent.iterdir()] == [built.path.name]
+    assert sorted(p.name for p in built.path.parent.iterdir() if p.name.startswith("chart-repo-")) == [built.path.name]
 
 
 def test_helm_finds_both_versions_in_the_served_repository(built, lab_bins, tmp_path):
     env = {**os.environ, **{f"HELM_{kind}_HOME": str(tmp_path / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}}
     with chart_repo.serve(built.path) as url:
-        for version in (built.old_version, built.new_version):
-            result = subprocess.run([str(lab_bins / "helm"), "show", "chart", "karpenter", "--repo", url, "--version", version],
-                                    env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-            assert result.returncode == 0, result.stderr
-            assert yaml.safe_load(result.stdout)["version"] == version
+        for name in ("karpenter", "karpenter-crd"):
+            for version in (built.old_version, built.new_version):
+                result = subprocess.run([str(lab_bins / "helm"), "show", "chart", name, "--repo", url, "--version", version],
+                                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                assert result.returncode == 0, result.stderr
+                assert yaml.safe_load(result.stdout)["version"] == version
