@@ -4,11 +4,14 @@ The server runs on a thread of the pytest process, on a port well away from the 
 so these tests never touch a running lab. Each test gets its own EKS cluster, so tests share the
 server without seeing each other's access entries or associations.
 """
+import base64
 import json
 import logging
 import random
 import socket
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -60,8 +63,56 @@ def aws_endpoint():
     server.stop()
 
 
-def make_client(endpoint, service):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+@pytest.fixture
+def authorized_aws_endpoint():
+    """The lab's AWS server as lab-up runs it (--authorize): an assumed role's calls are authorized by the real
+    IAM evaluator (lab/aws_authz.py). Shares moto's in-process state with `aws_endpoint`."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    from lab import aws_authz, aws_server
+    from lab.iam_eval import IamEvaluator
+
+    aws_server.install_extensions()
+    evaluator = IamEvaluator()
+    app = aws_authz.Authorizer(DomainDispatcherApplication(create_backend_app), evaluator=evaluator)
+    httpd = make_server("127.0.0.1", _free_port(), app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    evaluator.close()
+
+
+def make_client(endpoint, service, **credentials):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **(credentials or CREDENTIALS))
+
+
+# -- service account tokens, signed as the apiserver signs them (RS256, kid), for STS and EKS Auth ------------
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issuer_jwks(key, issuer, kid="k1"):
+    """{issuer: JWKS} with the public half of ``key``, as lab-up registers the apiserver's keys."""
+    numbers = key.public_key().public_numbers()
+
+    def as_bytes(n):
+        return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+    return {issuer: {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                               "n": b64url(as_bytes(numbers.n)), "e": b64url(as_bytes(numbers.e))}]}}
+
+
+def service_account_token(key, issuer, kid="k1", **claims):
+    """A JWT signed with ``key``: karpenter/karpenter's, for sts.amazonaws.com, valid 10 minutes, unless ``claims`` say otherwise."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    body = {"iss": issuer, "sub": "system:serviceaccount:karpenter:karpenter", "aud": ["sts.amazonaws.com"],
+            "exp": int(time.time()) + 600, **claims}
+    signing_input = f"{b64url(json.dumps({'alg': 'RS256', 'kid': kid}).encode())}.{b64url(json.dumps(body).encode())}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))}"
 
 
 @pytest.fixture(scope="session")
