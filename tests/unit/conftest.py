@@ -30,9 +30,12 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 # Ports the lab (lab/labctl.py) may use; never probe or bind them.
 LAB_PORTS = range(36000, 36901)
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+POD_IDENTITY_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+READ_SUBNETS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*"}]}
 
 
-def _free_port():
+def free_port():
     # Probing explicit candidates, not port 0: the kernel's ephemeral range covers the lab's ports.
     for _ in range(50):
         port = random.randrange(40000, 60000)
@@ -56,7 +59,7 @@ def aws_endpoint():
 
     # werkzeug logs every request at INFO; test output only needs failures.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
@@ -76,7 +79,7 @@ def authorized_aws_endpoint():
     aws_server.install_extensions()
     evaluator = IamEvaluator()
     app = aws_authz.Authorizer(DomainDispatcherApplication(create_backend_app), evaluator=evaluator)
-    httpd = make_server("127.0.0.1", _free_port(), app, threaded=True, request_handler=MotoRequestHandler)
+    httpd = make_server("127.0.0.1", free_port(), app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -210,3 +213,36 @@ def boto_client(aws_endpoint):
 def client(recorder):
     """The client the code under test gets; `recorder` is the test module's, so the module picks the service."""
     return recorder.client
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    """The apiserver's service account signing key, as far as these tests are concerned."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def pod_identity(aws_endpoint, cluster, signing_key, tmp_path, monkeypatch):
+    """A cluster whose issuer's keys the AWS server knows (as lab-up registers them), `bind(trust, policy)` that
+    makes a role and associates it with karpenter/karpenter, and `token(**claims)` for pods.eks.amazonaws.com."""
+    eks, iam = make_client(aws_endpoint, "eks"), make_client(aws_endpoint, "iam")
+    issuer = eks.describe_cluster(name=cluster)["cluster"]["identity"]["oidc"]["issuer"]
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(issuer_jwks(signing_key, issuer)))
+    monkeypatch.setenv("LAB_OIDC_JWKS_FILE", str(jwks_file))
+
+    def bind(trust=POD_IDENTITY_TRUST, policy=READ_SUBNETS):
+        name = f"unit-pod-identity-{uuid.uuid4().hex[:8]}"
+        role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="controller", PolicyDocument=json.dumps(policy))
+        association = eks.create_pod_identity_association(
+            clusterName=cluster, namespace="karpenter", serviceAccount="karpenter", roleArn=role_arn)["association"]
+        return role_arn, association
+
+    def token(**claims):
+        return service_account_token(signing_key, issuer, **{"aud": ["pods.eks.amazonaws.com"], **claims})
+
+    return {"cluster": cluster, "issuer": issuer, "bind": bind, "token": token, "eks": eks,
+            "eks_auth": make_client(aws_endpoint, "eks-auth")}

@@ -1,47 +1,17 @@
 """lab/aws_eks_auth.py: EKS Auth's AssumeRoleForPodIdentity on the in-process AWS server, through boto3's
 eks-auth client, and the credentials it issues authorized against the role's policy by lab/aws_authz.py."""
-import json
 import time
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import issuer_jwks, make_client, service_account_token
-
-POD_IDENTITY_TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
-READ_SUBNETS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*"}]}
-
-
-@pytest.fixture(scope="module")
-def key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+from .conftest import POD_IDENTITY_TRUST, make_client, service_account_token
 
 
 @pytest.fixture
-def lab(aws_endpoint, cluster, key, tmp_path, monkeypatch):
-    """A cluster whose issuer's keys the server knows, and a role for karpenter/karpenter made by `bind(trust)`."""
-    eks, iam = make_client(aws_endpoint, "eks"), make_client(aws_endpoint, "iam")
-    issuer = eks.describe_cluster(name=cluster)["cluster"]["identity"]["oidc"]["issuer"]
-    jwks_file = tmp_path / "jwks.json"
-    jwks_file.write_text(json.dumps(issuer_jwks(key, issuer)))
-    monkeypatch.setenv("LAB_OIDC_JWKS_FILE", str(jwks_file))
-
-    def bind(trust=POD_IDENTITY_TRUST, policy=READ_SUBNETS):
-        name = f"unit-pod-identity-{uuid.uuid4().hex[:8]}"
-        role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-        iam.put_role_policy(RoleName=name, PolicyName="controller", PolicyDocument=json.dumps(policy))
-        association = eks.create_pod_identity_association(
-            clusterName=cluster, namespace="karpenter", serviceAccount="karpenter", roleArn=role_arn)["association"]
-        return role_arn, association
-
-    def token(**claims):
-        return service_account_token(key, issuer, **{"aud": ["pods.eks.amazonaws.com"], **claims})
-
-    return {"cluster": cluster, "issuer": issuer, "bind": bind, "token": token, "eks": eks,
-            "eks_auth": make_client(aws_endpoint, "eks-auth")}
+def lab(pod_identity):
+    return pod_identity
 
 
 def assume(lab, token):
