@@ -57,25 +57,27 @@ STATUS = {"ResourceNotFoundException": 404, "InternalServerException": 500, "Ser
 
 
 class EksAuthError(Exception):
+    """An error as EKS Auth answers it: the error shape's name and a message."""
+
     def __init__(self, code, message):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.code, self.message = code, message
 
 
 def _not_found(message):
     return EksAuthError("ResourceNotFoundException", message)
 
 
-def _claims(cluster, token, now, jwks):
+def _claims(cluster, token):
     issuer = cluster.identity["oidc"]["issuer"]
     try:
-        claims = aws_sts.decode_verified(token, aws_sts.issuer_jwks() if jwks is None else jwks)
-    except aws_sts.InvalidIdentityToken as error:
-        raise EksAuthError("InvalidTokenException", str(error)) from None
+        claims = aws_sts.decode_verified(token, aws_sts.issuer_jwks())
+    except aws_sts.InvalidIdentityToken:
+        raise EksAuthError("InvalidTokenException", "The service account token could not be validated: it is not an "
+                                                    "RS256 JWT signed with a key of its issuer") from None
     if claims.get("iss") != issuer:
         raise EksAuthError("InvalidTokenException", f"The token was not issued by cluster {cluster.name}'s issuer {issuer}")
-    if claims.get("exp", 0) <= now:
+    if claims.get("exp", 0) <= time.time():
         raise EksAuthError("ExpiredTokenException", "The service account token has expired")
     audiences = claims.get("aud")
     if AUDIENCE not in (audiences if isinstance(audiences, list) else [audiences]):
@@ -97,7 +99,7 @@ def session_tags(cluster, namespace, service_account, claims):
     return tags
 
 
-def _trust(account, role_arn, tags, evaluator):
+def _trust(account, role_arn, tags):
     from lab.iam_eval import evaluate_service_trust_policy
 
     iam = iam_backends[account][role_arn.split(":")[1]]
@@ -110,7 +112,7 @@ def _trust(account, role_arn, tags, evaluator):
     context["aws:TagKeys"] = sorted(tags)
     for action in TRUST_ACTIONS:
         decision = evaluate_service_trust_policy(policy, role_arn=role_arn, service=SERVICE_PRINCIPAL, action=action,
-                                                 context=context, evaluator=evaluator)
+                                                 context=context)
         if not decision.allowed:
             print(f"lab aws: DENIED {action} on {role_arn} for {SERVICE_PRINCIPAL} (pod identity of "
                   f"{tags['kubernetes-namespace']}/{tags['kubernetes-service-account']}): {decision.explain()}", flush=True)
@@ -118,14 +120,14 @@ def _trust(account, role_arn, tags, evaluator):
                                                         f"resource: {role_arn}: the role's trust policy does not allow it")
 
 
-def assume_role_for_pod_identity(account, region, cluster_name, token, now=None, jwks=None, evaluator=None):
+def assume_role_for_pod_identity(account, region, cluster_name, token):
     """The AssumeRoleForPodIdentity answer for ``token``; raises EksAuthError as EKS Auth answers."""
     cluster = eks_backends[account][region].clusters.get(cluster_name)
     if cluster is None:
         raise _not_found(f"No cluster found for name: {cluster_name}.")
     if not token:
         raise EksAuthError("InvalidRequestException", "The request must contain a token")
-    claims = _claims(cluster, token, now or time.time(), jwks)
+    claims = _claims(cluster, token)
     namespace, service_account = SUBJECT.match(claims["sub"]).groups()
     association = next((a for a in list(getattr(cluster, "lab_pod_identity", {}).values())
                         if a["namespace"] == namespace and a["serviceAccount"] == service_account), None)
@@ -133,7 +135,7 @@ def assume_role_for_pod_identity(account, region, cluster_name, token, now=None,
         raise _not_found(f"No Pod Identity Association found for namespace {namespace} and service account "
                          f"{service_account} in cluster {cluster_name}")
     tags = session_tags(cluster, namespace, service_account, claims)
-    _trust(account, association["roleArn"], tags, evaluator)
+    _trust(account, association["roleArn"], tags)
     pod_name = tags.get("kubernetes-pod-name", service_account)
     # The session name EKS documents, eks-<cluster>-<pod>-<uuid>, within STS's 64 characters.
     session_name = f"eks-{cluster_name}-{pod_name}"[:27] + f"-{uuid.uuid4()}"
@@ -141,6 +143,8 @@ def assume_role_for_pod_identity(account, region, cluster_name, token, now=None,
         region_name=region, role_session_name=session_name, role_arn=association["roleArn"], policy=None,
         duration=SESSION_SECONDS, external_id=None)
     role.session_tags = tags
+    print(f"lab aws: AssumeRoleForPodIdentity for {namespace}/{service_account} of cluster {cluster_name} "
+          f"(association {association['associationId']}): session {role.arn}", flush=True)
     expiration = role.expiration.replace(tzinfo=datetime.timezone.utc) if role.expiration.tzinfo is None else role.expiration
     return {
         "subject": {"namespace": namespace, "serviceAccount": service_account},
