@@ -8,23 +8,18 @@ import pytest
 
 from lab import labctl
 
-from .conftest import run_labctl, run_playbook, wait_until
+from .conftest import lab_log_lines, run_labctl, run_playbook, wait_until
 
 AWS_MODE = {"LAB_KARPENTER": "aws"}
 APP_NS = "nlb-app-karpenter"
 LOG_START = {}
 
 
-def aws_log_lines():
-    path = labctl.LOGS / "aws.log"
-    return path.read_text().splitlines() if path.exists() else []
-
-
 @pytest.fixture(scope="module")
 def aws_lab(lab):
     run_labctl("down")
     # The AWS server's log is appended to across labs: this lab's lines start here.
-    LOG_START["aws"] = len(aws_log_lines())
+    LOG_START["aws"] = len(lab_log_lines("aws"))
     run_labctl("up", env=AWS_MODE)
     yield labctl
     run_labctl("down")
@@ -94,7 +89,7 @@ def test_back_to_one_replica_consolidation_terminates_the_instances(aws_lab, aws
 
 
 def test_the_aws_server_logged_no_denial_for_the_controller_role(aws_lab):
-    denials = [line for line in aws_log_lines()[LOG_START["aws"]:] if "DENIED" in line]
+    denials = [line for line in lab_log_lines("aws")[LOG_START["aws"]:] if "DENIED" in line]
     assert denials == []
 
 
@@ -118,14 +113,14 @@ def test_one_statement_removed_from_the_policy_stops_every_launch_with_the_denia
     original = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
     broken = {**original, "Statement": [s for s in original["Statement"] if s.get("Sid") != "AllowScopedEC2InstanceAccessActions"]}
     assert len(broken["Statement"]) == len(original["Statement"]) - 1
-    seen = len(aws_log_lines())
+    seen = len(lab_log_lines("aws"))
     iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(broken))
     try:
         before = {i["InstanceId"] for i in karpenter_instances(aws)}
         labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=6")
 
         def denied_launch():
-            new = aws_log_lines()[seen:]
+            new = lab_log_lines("aws")[seen:]
             return [line for line in new if "DENIED ec2:CreateFleet" in line or "DENIED ec2:RunInstances" in line]
 
         lines = wait_until("a denied launch in the AWS server's log", denied_launch, 120, interval=2)
