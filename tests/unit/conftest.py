@@ -224,10 +224,16 @@ def signing_key():
 
 
 @pytest.fixture
-def pod_identity(aws_endpoint, cluster, signing_key, tmp_path, monkeypatch):
+def pod_identity(aws_endpoint, signing_key, tmp_path, monkeypatch):
     """A cluster whose issuer's keys the AWS server knows (as lab-up registers them), `bind(trust, policy)` that
     makes a role and associates it with karpenter/karpenter, and `token(**claims)` for pods.eks.amazonaws.com."""
-    eks, iam = make_client(aws_endpoint, "eks"), make_client(aws_endpoint, "iam")
+    ec2, eks, iam = (make_client(aws_endpoint, service) for service in ("ec2", "eks", "iam"))
+    # Its own cluster, in the region's default VPC: a test module that enters moto's mock_aws resets the
+    # in-process backends, so `aws_account`'s subnets are gone for the modules that come after it.
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    cluster = f"unit-{uuid.uuid4().hex[:10]}"
+    eks.create_cluster(name=cluster, version="1.33", roleArn="arn:aws:iam::123456789012:role/unit-cluster-role",
+                       resourcesVpcConfig={"subnetIds": [s["SubnetId"] for s in subnets[:2]]})
     issuer = eks.describe_cluster(name=cluster)["cluster"]["identity"]["oidc"]["issuer"]
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps(issuer_jwks(signing_key, issuer)))
