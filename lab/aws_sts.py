@@ -77,7 +77,8 @@ def decode_verified(token, jwks_by_issuer):
     raise InvalidIdentityToken("The web identity token that was passed could not be validated by AWS. Get a new identity token from the identity provider and then retry the request.")
 
 
-def _jwks():
+def issuer_jwks():
+    """The issuers' signing keys lab-up registered ({issuer: JWKS}), as STS would fetch them."""
     path = os.environ.get(JWKS_ENV)
     if not path or not os.path.exists(path):
         return {}
@@ -87,7 +88,7 @@ def _jwks():
 
 def check_web_identity(account_id, role_arn, token, now=None, jwks=None, trust_allows=None):
     """Raise what STS answers for a token that may not assume the role; return the claims otherwise."""
-    claims = decode_verified(token, _jwks() if jwks is None else jwks)
+    claims = decode_verified(token, issuer_jwks() if jwks is None else jwks)
     if claims.get("exp", 0) <= (now or time.time()):
         raise ExpiredTokenException("Token expired: current date/time is past the token's exp.")
     issuer = claims["iss"]

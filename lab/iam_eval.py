@@ -14,6 +14,8 @@ lab/iam/node_modules is missing or that the process keeps dying.
 evaluate_trust_policy() evaluates a role's trust policy for sts:AssumeRoleWithWebIdentity from an
 OIDC provider (IRSA), with the context keys STS sets from the token: ``<issuer>:sub`` and
 ``<issuer>:aud`` (``<issuer>`` is the provider URL without https://, as the provider ARN names it).
+evaluate_service_trust_policy() evaluates it for a service principal (EKS Pod Identity's
+pods.eks.amazonaws.com), for sts:AssumeRole or sts:TagSession with the session tags as request tags.
 """
 import json
 import os
@@ -280,4 +282,16 @@ def evaluate_trust_policy(trust_policy, *, role_arn, provider_arn, sub, aud, con
         principal=provider_arn, action="sts:AssumeRoleWithWebIdentity", resource=role_arn,
         context=keys, resource_policy=trust_policy, resource_account=role_account,
         context_keys="as_given",
+    )
+
+
+def evaluate_service_trust_policy(trust_policy, *, role_arn, service, action, context=None, evaluator=None):
+    """Would STS let the AWS service ``service`` (a service principal, e.g. ``pods.eks.amazonaws.com``)
+    perform ``action`` (sts:AssumeRole, sts:TagSession) on ``role_arn``?
+
+    The trust policy is the role's resource policy and the service the principal; ``context`` holds the
+    request's keys, e.g. the session tags as ``aws:RequestTag/*`` and ``aws:TagKeys``.
+    """
+    return (evaluator or default_evaluator()).evaluate(
+        principal=service, action=action, resource=role_arn, context=dict(context or {}), resource_policy=trust_policy,
     )

@@ -11,16 +11,22 @@ never run anything; this process plays their kubelet and EKS's pod identity webh
   wrong value breaks the lab as it would break EKS;
 * the controller talks to the apiserver with a token of the Deployment's service account (the chart's
   RBAC applies, as in a pod), not as the lab's admin;
-* AWS credentials come the way IRSA gives them: the EKS pod identity webhook reads the service
-  account's `eks.amazonaws.com/role-arn` annotation and sets AWS_ROLE_ARN and
-  AWS_WEB_IDENTITY_TOKEN_FILE, a projected token for the audience `sts.amazonaws.com`, which the SDK
-  exchanges with AssumeRoleWithWebIdentity at the lab's STS. No static keys are handed over. Without
-  the annotation the controller gets no credentials at all;
+* AWS credentials come the way EKS's pod identity webhook gives them when the pod starts. With an EKS
+  Pod Identity association for the service account (looked up in the lab's AWS server, as the webhook
+  knows its cluster's associations): AWS_CONTAINER_CREDENTIALS_FULL_URI, the lab's stand-in for the EKS
+  Pod Identity Agent (lab/pod_identity_agent.py, served by this process), and
+  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, a token for the audience `pods.eks.amazonaws.com` that the agent
+  exchanges with EKS Auth AssumeRoleForPodIdentity. Otherwise, with the service account's
+  `eks.amazonaws.com/role-arn` annotation (IRSA): AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, a token for
+  the audience `sts.amazonaws.com`, which the SDK exchanges with AssumeRoleWithWebIdentity at the lab's
+  STS. No static keys are handed over; with neither, the controller gets no credentials at all;
 * a change of the pod template or of the service account restarts the controller (a rollout); the
-  Deployment deleted (helm uninstall) stops it.
+  Deployment deleted (helm uninstall) stops it. An association made or removed later reaches the
+  controller at its next restart, as on EKS, where the webhook acts when the pod is created.
 
-The process listens on the lab's Karpenter ports (the pod's would collide on a shared host), and its
-log goes to .lab/logs/karpenter.log. Its state is in .lab/karpenter-pod.json for `lab status`.
+The process listens on the lab's Karpenter ports (the pod's would collide on a shared host) and serves
+the Pod Identity Agent's endpoint on a port of its own. Its log goes to .lab/logs/karpenter.log, its
+state to .lab/karpenter-pod.json for `lab status`.
 """
 import argparse
 import base64
@@ -34,12 +40,18 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import yaml
+
+from lab import pod_identity_agent
 
 APP_LABEL = "app.kubernetes.io/name=karpenter"
 CONTAINER = "controller"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 STS_AUDIENCE = "sts.amazonaws.com"
+POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
+# The projected token's file for each audience, named as the webhook names them.
+TOKEN_FILES = {STS_AUDIENCE: "token", POD_IDENTITY_AUDIENCE: "eks-pod-identity-token"}
 # The pod identity webhook's default token lifetime; the kubelet renews at 80% of it.
 TOKEN_SECONDS = 86400
 TOKEN_REFRESH_SECONDS = int(TOKEN_SECONDS * 0.8)
@@ -118,9 +130,9 @@ def resolve_env(deployment, container, lookup):
     return env
 
 
-def irsa_env(service_account, token_file, region, aws_endpoint):
-    """What the EKS pod identity webhook injects for a service account with a role annotation."""
-    role_arn = ((service_account.get("metadata") or {}).get("annotations") or {}).get(ROLE_ARN_ANNOTATION)
+def webhook_env(service_account, association, work, region, aws_endpoint, agent_url):
+    """What EKS's pod identity webhook injects for the service account: (env, the audience of the token
+    it projects or None, what the credentials are, for the log; None without any)."""
     env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region, "AWS_STS_REGIONAL_ENDPOINTS": "regional",
            # The lab's AWS endpoint stands for every AWS endpoint the pod would reach.
            "AWS_ENDPOINT_URL": aws_endpoint,
@@ -128,9 +140,29 @@ def irsa_env(service_account, token_file, region, aws_endpoint):
            "AWS_ENDPOINT_URL_STS": aws_endpoint,
            # Nothing else may give the SDK credentials: not the host's files, not an instance role.
            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true"}
+    if association is not None:
+        # An association wins over a role annotation: the webhook then injects the container credentials
+        # alone, no AWS_ROLE_ARN (amazon-eks-pod-identity-webhook: "Container credentials method takes
+        # precedence"). Only IRSA variables written in the pod spec itself would still win, since the Go
+        # SDK v2's default chain tries web identity before the container provider: the EKS user guide's
+        # "credentials earlier in the chain continue to be used".
+        env.update({"AWS_CONTAINER_CREDENTIALS_FULL_URI": agent_url,
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(Path(work) / TOKEN_FILES[POD_IDENTITY_AUDIENCE])})
+        return env, POD_IDENTITY_AUDIENCE, f"role {association['roleArn']} by pod identity association {association['associationId']}"
+    role_arn = ((service_account.get("metadata") or {}).get("annotations") or {}).get(ROLE_ARN_ANNOTATION)
     if role_arn:
-        env.update({"AWS_ROLE_ARN": role_arn, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file)})
-    return env, role_arn
+        env.update({"AWS_ROLE_ARN": role_arn, "AWS_WEB_IDENTITY_TOKEN_FILE": str(Path(work) / TOKEN_FILES[STS_AUDIENCE])})
+        return env, STS_AUDIENCE, f"role {role_arn} by IRSA"
+    return env, None, None
+
+
+def pod_identity_association(eks, cluster_name, namespace, service_account):
+    """The pod identity association of the service account, as the webhook finds it, or None."""
+    found = eks.list_pod_identity_associations(clusterName=cluster_name, namespace=namespace,
+                                               serviceAccount=service_account)["associations"]
+    if not found:
+        return None
+    return eks.describe_pod_identity_association(clusterName=cluster_name, associationId=found[0]["associationId"])["association"]
 
 
 class Kube:
@@ -209,8 +241,14 @@ class Supervisor:
         self.proc = None
         self.fingerprint = None
         self.tokens_at = 0
+        self.token_audience = None
         self.current = None
         self.stopping = threading.Event()
+        # EKS's side of the pod: its webhook reads the cluster's associations, its agent serves the
+        # credentials; both act for EKS, so they use the lab's admin keys, never the controller's.
+        self.eks = boto3.client("eks", endpoint_url=args.aws_endpoint, region_name=args.region,
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.agent = pod_identity_agent.serve(args.pod_identity_agent_port, args.aws_endpoint, args.region, args.cluster_name)
 
     def log(self, message):
         print(f"lab karpenter-pod: {message}", flush=True)
@@ -221,16 +259,24 @@ class Supervisor:
     def write_tokens(self, deployment):
         namespace = deployment["metadata"]["namespace"]
         sa_name = deployment["spec"]["template"]["spec"].get("serviceAccountName", "default")
-        sts_token = self.kube.token(namespace, sa_name, [STS_AUDIENCE])
+        for audience, file_name in TOKEN_FILES.items():
+            # Only the projected token the webhook chose is there, as in the pod.
+            if audience == self.token_audience:
+                (self.work / file_name).write_text(self.kube.token(namespace, sa_name, [audience]))
+            else:
+                (self.work / file_name).unlink(missing_ok=True)
         api_token = self.kube.token(namespace, sa_name)
-        (self.work / "token").write_text(sts_token)
         (self.work / "kubeconfig").write_text(pod_kubeconfig(self.kube.server, self.kube.ca_data, api_token, namespace))
         self.tokens_at = time.time()
 
     def start(self, deployment, service_account):
         container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == CONTAINER)
         env = resolve_env(deployment, container, self.kube.lookup)
-        aws, role_arn = irsa_env(service_account or {}, self.work / "token", self.args.region, self.args.aws_endpoint)
+        namespace = deployment["metadata"]["namespace"]
+        sa_name = deployment["spec"]["template"]["spec"].get("serviceAccountName", "default")
+        association = pod_identity_association(self.eks, self.args.cluster_name, namespace, sa_name)
+        aws, self.token_audience, credentials = webhook_env(
+            service_account or {}, association, self.work, self.args.region, self.args.aws_endpoint, self.agent.url)
         self.write_tokens(deployment)
         env.update(aws)
         env.update({
@@ -244,11 +290,11 @@ class Supervisor:
         })
         name = f"{deployment['metadata']['namespace']}/{deployment['metadata']['name']}"
         self.log(f"starting the controller of Deployment {name} (generation {deployment['metadata'].get('generation')}), "
-                 f"role {role_arn or 'NONE: the service account has no ' + ROLE_ARN_ANNOTATION + ' annotation'}")
+                 f"credentials: {credentials or 'NONE: no pod identity association and no ' + ROLE_ARN_ANNOTATION + ' annotation'}")
         (self.work / "env.json").write_text(json.dumps({k: v for k, v in env.items() if k != "PATH"}, indent=1, sort_keys=True))
         self.proc = subprocess.Popen([self.args.binary], env=env, stdin=subprocess.DEVNULL, stdout=sys.stdout, stderr=sys.stderr)
         self.current = name
-        self.write_status("running", deployment=name, role_arn=role_arn)
+        self.write_status("running", deployment=name, credentials=credentials)
 
     def stop(self, reason):
         if self.proc is None:
@@ -308,6 +354,7 @@ class Supervisor:
                 self.log(f"error: {error}")
             self.stopping.wait(1)
         self.stop("lab-down")
+        self.agent.shutdown()
 
 
 def main(argv=None):
@@ -319,6 +366,8 @@ def main(argv=None):
     parser.add_argument("--region", required=True)
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--health-port", type=int, required=True)
+    parser.add_argument("--cluster-name", required=True, help="the EKS cluster the pod runs in (its associations, its agent's)")
+    parser.add_argument("--pod-identity-agent-port", type=int, required=True)
     Supervisor(parser.parse_args(argv)).run()
 
 

@@ -43,6 +43,8 @@ PORT_DEFAULTS = {
     "aws": 36500,
     "karpenter_metrics": 36800,
     "karpenter_health": 36801,
+    # The EKS Pod Identity Agent's credentials endpoint (lab/pod_identity_agent.py), in the karpenter process.
+    "pod_identity_agent": 36802,
 }
 PORTS = {name: int(os.environ.get(f"LAB_{name.upper()}_PORT", default)) for name, default in PORT_DEFAULTS.items()}
 AWS_ENDPOINT = f"http://127.0.0.1:{PORTS['aws']}"
@@ -396,11 +398,12 @@ def register_oidc_keys():
     OIDC_JWKS.write_text(json.dumps({config["issuer"]: jwks}))
 
 
-def start_karpenter_pod(bins):
+def start_karpenter_pod(bins, cluster_name):
     """The AWS controller, started when the karpenter role's Deployment exists (lab/karpenter_pod.py)."""
     argv = [sys.executable, "-m", "lab.karpenter_pod", "--kubeconfig", str(KUBECONFIG), "--state-dir", str(STATE),
             "--binary", tool("karpenter-aws", bins), "--aws-endpoint", AWS_ENDPOINT, "--region", AWS_ENV["AWS_REGION"],
-            "--metrics-port", str(PORTS["karpenter_metrics"]), "--health-port", str(PORTS["karpenter_health"])]
+            "--metrics-port", str(PORTS["karpenter_metrics"]), "--health-port", str(PORTS["karpenter_health"]),
+            "--cluster-name", cluster_name, "--pod-identity-agent-port", str(PORTS["pod_identity_agent"])]
     return start_process("karpenter", argv, env={"PYTHONPATH": str(REPO)})
 
 
@@ -568,7 +571,7 @@ def cmd_up(_args):
         kubectl("apply", "-f", str(REPO / "lab" / "manifests" / "eks-node-daemonsets.yaml"))
         # Nothing of Karpenter's yet: the karpenter role installs its CRDs and controller, and the
         # controller runs once its Deployment exists.
-        start_karpenter_pod(bins)
+        start_karpenter_pod(bins, facts["cluster_name"])
         start_ec2_kubelet()
         step("nodegroup nodes Ready", lambda: wait_for("3 Ready nodegroup nodes", nodes_ready, 60))
         step("node metrics served", lambda: wait_for(

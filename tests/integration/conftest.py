@@ -91,6 +91,12 @@ def run_playbook(name, *args, extra=None, check=True, timeout=900):
     return result
 
 
+def lab_log_lines(name):
+    """The lines of .lab/logs/<name>.log (appended to across labs: callers count from a line they noted)."""
+    path = labctl.LOGS / f"{name}.log"
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+
 def changed(result):
     return int(re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", result.stdout).group(1))
 

@@ -2,10 +2,11 @@
 (1 -> 6 replicas adds spot nodes, back to 1 consolidates) runs through the roles in test_site_replay.py."""
 import json
 import subprocess
+import time
 
 import pytest
 
-from .conftest import changed, karpenter_counter, run_playbook, wait_until
+from .conftest import changed, karpenter_counter, lab_log_lines, run_playbook, wait_until
 
 
 def playbook(*args, extra=None, check=True):
@@ -254,8 +255,17 @@ def test_unknown_aws_auth_mode_fails_before_any_change(aws, converged):
     assert aws_snapshot(aws) == before
 
 
-def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(aws, kube_json, converged):
+def controller_env(lab):
+    """The environment lab/karpenter_pod.py started the controller with ({} while it is being written)."""
+    try:
+        return json.loads((lab.STATE / "karpenter-pod" / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(lab, aws, kube_json, converged):
     extra = {"iam_controller_identity": "pod_identity", "karpenter_identity_mode": "pod_identity"}
+    seen = {name: len(lab_log_lines(name)) for name in ("aws", "karpenter")}
     try:
         playbook("--tags", "iam,karpenter", extra=extra)
         trust = aws("iam").get_role(RoleName="KarpenterControllerRole-eksworkshop")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
@@ -267,10 +277,32 @@ def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(aws, kube_
         assert described["association"]["roleArn"].endswith(":role/KarpenterControllerRole-eksworkshop")
         annotations = kube_json("serviceaccount", "karpenter", "-n", "karpenter")["metadata"].get("annotations") or {}
         assert "eks.amazonaws.com/role-arn" not in annotations
+        # The annotation's removal restarts the controller, as a rollout would, with what EKS's webhook
+        # injects for an association: the Pod Identity Agent's URI, no IRSA.
+        env = wait_until("the controller restarted with container credentials",
+                         lambda: "AWS_CONTAINER_CREDENTIALS_FULL_URI" in controller_env(lab) and controller_env(lab), 60)
+        assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == f"http://127.0.0.1:{lab.PORTS['pod_identity_agent']}/v1/credentials"
+        assert "AWS_ROLE_ARN" not in env and "AWS_WEB_IDENTITY_TOKEN_FILE" not in env
+        # Its SDK got credentials from the agent, issued by EKS Auth as a session of the controller role...
+        wait_until("the agent serving the controller's credentials", lambda: [
+            line for line in lab_log_lines("karpenter")[seen["karpenter"]:] if '"GET /v1/credentials HTTP/1.1" 200' in line], 120)
+        issued = [line for line in lab_log_lines("aws")[seen["aws"]:] if "AssumeRoleForPodIdentity for karpenter/karpenter" in line]
+        assert issued and ":assumed-role/KarpenterControllerRole-eksworkshop/" in issued[-1]
+        # ...and the calls it makes with them right after its start (instance types, subnets, security groups,
+        # prices) are allowed by the role's policy: nothing denied, no failed refresh, the node class still Ready.
+        time.sleep(15)
+        assert [line for line in lab_log_lines("aws")[seen["aws"]:] if "DENIED" in line] == []
+        assert not [line for line in lab_log_lines("karpenter")[seen["karpenter"]:] if "failed to refresh cached credentials" in line]
+        ready = {c["type"]: c["status"] for c in kube_json("ec2nodeclass", "default")["status"]["conditions"]}["Ready"]
+        assert ready == "True"
         assert changed(playbook("--tags", "iam,karpenter", extra=extra)) == 0
     finally:
         playbook("--tags", "iam", extra={**extra, "iam_state": "absent"}, check=False)
-    assert aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"] == []
+        associations = aws("eks").list_pod_identity_associations(clusterName="eksworkshop", namespace="karpenter")["associations"]
+        # Back to IRSA, as the lab runs: the controller needs credentials for the tests after this one.
+        restored = playbook("--tags", "iam,karpenter", check=False)
+    assert associations == []
+    assert restored.returncode == 0, restored.stdout[-4000:]
 
 
 # Karpenter v1.14's getting-started cloudformation.yaml, its *Rule resources: rule suffix -> event pattern.

@@ -10,21 +10,16 @@ from lab import events as lab_events
 from lab import labctl
 from lab.rulebook import Rulebook
 
-from .conftest import karpenter_counter, run_playbook, wait_until
+from .conftest import karpenter_counter, lab_log_lines, run_playbook, wait_until
 
 APP_NS = "nlb-app-karpenter"
 LOG_START = {}
 
 
-def aws_log_lines():
-    path = labctl.LOGS / "aws.log"
-    return path.read_text().splitlines() if path.exists() else []
-
-
 @pytest.fixture(scope="module")
 def converged(lab):
     # The AWS server's log is appended to for the whole lab: this module's lines start here.
-    LOG_START["aws"] = len(aws_log_lines())
+    LOG_START["aws"] = len(lab_log_lines("aws"))
     run_playbook("site.yml")
     run_playbook("event_bus.yml")
     # The tutorial scales by hand before it creates the HPA, which would scale back to its minimum.
@@ -147,7 +142,7 @@ def test_back_to_one_replica_consolidation_terminates_the_instances(converged, a
 
 
 def test_the_aws_server_logged_no_denial_for_the_controller_role(converged):
-    denials = [line for line in aws_log_lines()[LOG_START["aws"]:] if "DENIED" in line]
+    denials = [line for line in lab_log_lines("aws")[LOG_START["aws"]:] if "DENIED" in line]
     assert denials == []
 
 
@@ -171,14 +166,14 @@ def test_one_statement_removed_from_the_policy_stops_every_launch_with_the_denia
     original = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
     broken = {**original, "Statement": [s for s in original["Statement"] if s.get("Sid") != "AllowScopedEC2InstanceAccessActions"]}
     assert len(broken["Statement"]) == len(original["Statement"]) - 1
-    seen = len(aws_log_lines())
+    seen = len(lab_log_lines("aws"))
     iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(broken))
     try:
         before = {i["InstanceId"] for i in karpenter_instances(aws)}
         labctl.kubectl("scale", "-n", APP_NS, "deployment/nginx-deployment", "--replicas=6")
 
         def denied_launch():
-            new = aws_log_lines()[seen:]
+            new = lab_log_lines("aws")[seen:]
             return [line for line in new if "DENIED ec2:CreateFleet" in line or "DENIED ec2:RunInstances" in line]
 
         lines = wait_until("a denied launch in the AWS server's log", denied_launch, 120, interval=2)

@@ -4,11 +4,14 @@ The server runs on a thread of the pytest process, on a port well away from the 
 so these tests never touch a running lab. Each test gets its own EKS cluster, so tests share the
 server without seeing each other's access entries or associations.
 """
+import base64
 import json
 import logging
 import random
 import socket
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -27,9 +30,12 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 # Ports the lab (lab/labctl.py) may use; never probe or bind them.
 LAB_PORTS = range(36000, 36901)
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+POD_IDENTITY_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+READ_SUBNETS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*"}]}
 
 
-def _free_port():
+def free_port():
     # Probing explicit candidates, not port 0: the kernel's ephemeral range covers the lab's ports.
     for _ in range(50):
         port = random.randrange(40000, 60000)
@@ -53,15 +59,63 @@ def aws_endpoint():
 
     # werkzeug logs every request at INFO; test output only needs failures.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
 
 
-def make_client(endpoint, service):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+@pytest.fixture
+def authorized_aws_endpoint():
+    """The lab's AWS server as lab-up runs it (--authorize): an assumed role's calls are authorized by the real
+    IAM evaluator (lab/aws_authz.py). Shares moto's in-process state with `aws_endpoint`."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    from lab import aws_authz, aws_server
+    from lab.iam_eval import IamEvaluator
+
+    aws_server.install_extensions()
+    evaluator = IamEvaluator()
+    app = aws_authz.Authorizer(DomainDispatcherApplication(create_backend_app), evaluator=evaluator)
+    httpd = make_server("127.0.0.1", free_port(), app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    evaluator.close()
+
+
+def make_client(endpoint, service, **credentials):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **(credentials or CREDENTIALS))
+
+
+# -- service account tokens, signed as the apiserver signs them (RS256, kid), for STS and EKS Auth ------------
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issuer_jwks(key, issuer, kid="k1"):
+    """{issuer: JWKS} with the public half of ``key``, as lab-up registers the apiserver's keys."""
+    numbers = key.public_key().public_numbers()
+
+    def as_bytes(n):
+        return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+    return {issuer: {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                               "n": b64url(as_bytes(numbers.n)), "e": b64url(as_bytes(numbers.e))}]}}
+
+
+def service_account_token(key, issuer, kid="k1", **claims):
+    """A JWT signed with ``key``: karpenter/karpenter's, for sts.amazonaws.com, valid 10 minutes, unless ``claims`` say otherwise."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    body = {"iss": issuer, "sub": "system:serviceaccount:karpenter:karpenter", "aud": ["sts.amazonaws.com"],
+            "exp": int(time.time()) + 600, **claims}
+    signing_input = f"{b64url(json.dumps({'alg': 'RS256', 'kid': kid}).encode())}.{b64url(json.dumps(body).encode())}"
+    return f"{signing_input}.{b64url(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))}"
 
 
 @pytest.fixture(scope="session")
@@ -159,3 +213,42 @@ def boto_client(aws_endpoint):
 def client(recorder):
     """The client the code under test gets; `recorder` is the test module's, so the module picks the service."""
     return recorder.client
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    """The apiserver's service account signing key, as far as these tests are concerned."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def pod_identity(aws_endpoint, signing_key, tmp_path, monkeypatch):
+    """A cluster whose issuer's keys the AWS server knows (as lab-up registers them), `bind(trust, policy)` that
+    makes a role and associates it with karpenter/karpenter, and `token(**claims)` for pods.eks.amazonaws.com."""
+    ec2, eks, iam = (make_client(aws_endpoint, service) for service in ("ec2", "eks", "iam"))
+    # Its own cluster, in the region's default VPC: a test module that enters moto's mock_aws resets the
+    # in-process backends, so `aws_account`'s subnets are gone for the modules that come after it.
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    cluster = f"unit-{uuid.uuid4().hex[:10]}"
+    eks.create_cluster(name=cluster, version="1.33", roleArn="arn:aws:iam::123456789012:role/unit-cluster-role",
+                       resourcesVpcConfig={"subnetIds": [s["SubnetId"] for s in subnets[:2]]})
+    issuer = eks.describe_cluster(name=cluster)["cluster"]["identity"]["oidc"]["issuer"]
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(issuer_jwks(signing_key, issuer)))
+    monkeypatch.setenv("LAB_OIDC_JWKS_FILE", str(jwks_file))
+
+    def bind(trust=POD_IDENTITY_TRUST, policy=READ_SUBNETS):
+        name = f"unit-pod-identity-{uuid.uuid4().hex[:8]}"
+        role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="controller", PolicyDocument=json.dumps(policy))
+        association = eks.create_pod_identity_association(
+            clusterName=cluster, namespace="karpenter", serviceAccount="karpenter", roleArn=role_arn)["association"]
+        return role_arn, association
+
+    def token(**claims):
+        return service_account_token(signing_key, issuer, **{"aud": ["pods.eks.amazonaws.com"], **claims})
+
+    return {"cluster": cluster, "issuer": issuer, "bind": bind, "token": token, "eks": eks,
+            "eks_auth": make_client(aws_endpoint, "eks-auth")}

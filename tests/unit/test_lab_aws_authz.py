@@ -1,14 +1,12 @@
 """lab/aws_authz.py: the request context of a launch, and an assumed role's calls authorized by the real
 evaluator in front of the AWS server (its admin keys keep full rights)."""
 import json
-import threading
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from lab import aws_authz
-from lab.iam_eval import IamEvaluator
 
 REGION = "ap-southeast-1"
 ACCOUNT = "123456789012"
@@ -49,21 +47,8 @@ def test_a_fleet_launch_is_authorized_for_every_resource_with_the_launch_templat
 
 
 @pytest.fixture
-def server():
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    from lab import aws_server
-
-    aws_server.install_extensions()
-    evaluator = IamEvaluator()
-    app = aws_authz.Authorizer(DomainDispatcherApplication(create_backend_app), evaluator=evaluator)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    evaluator.close()
+def server(authorized_aws_endpoint):
+    return authorized_aws_endpoint
 
 
 def client(service, url, **credentials):

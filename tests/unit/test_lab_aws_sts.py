@@ -1,22 +1,18 @@
 """lab/aws_sts.py checks a web identity token as STS does before moto issues credentials."""
-import base64
 import json
 import time
 
 import boto3
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from lab import aws_sts
 
+from .conftest import issuer_jwks, service_account_token
+
 ISSUER = "https://oidc.eks.ap-southeast-1.amazonaws.com/id/LAB0123456789"
 ACCOUNT = "123456789012"
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +21,11 @@ def key():
 
 
 def jwks(key, kid="k1"):
-    numbers = key.public_key().public_numbers()
-    as_bytes = lambda n: n.to_bytes((n.bit_length() + 7) // 8, "big")  # noqa: E731
-    return {ISSUER: {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64(as_bytes(numbers.n)), "e": b64(as_bytes(numbers.e))}]}}
+    return issuer_jwks(key, ISSUER, kid)
 
 
 def token(key, kid="k1", **claims):
-    body = {"iss": ISSUER, "sub": "system:serviceaccount:karpenter:karpenter", "aud": ["sts.amazonaws.com"], "exp": int(time.time()) + 600, **claims}
-    signing_input = f"{b64(json.dumps({'alg': 'RS256', 'kid': kid}).encode())}.{b64(json.dumps(body).encode())}"
-    return f"{signing_input}.{b64(key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()))}"
+    return service_account_token(key, ISSUER, kid, **claims)
 
 
 @pytest.fixture
