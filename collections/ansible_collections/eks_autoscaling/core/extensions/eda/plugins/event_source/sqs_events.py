@@ -439,11 +439,13 @@ def _set_instances(event, ids):
 
 def _ec2_instance_event(event, detail, resources):
     kind = EC2_DETAIL_TYPES[event["detail_type"]]
-    # Every documented EC2 event names its instance in detail.instance-id; the resources are the fallback.
+    # Every documented EC2 event names its instance in detail.instance-id; the resources are the fallback,
+    # and are checked either way: a message naming a bad id anywhere is dropped whole.
+    resource_ids = _instance_ids_from_resources(resources)
     if "instance-id" in detail:
         ids = [_instance_id(detail["instance-id"], "detail.instance-id")]
     else:
-        ids = _instance_ids_from_resources(resources)
+        ids = resource_ids
     if not ids:
         raise MalformedBody(f"{event['detail_type']} names no instance (detail.instance-id, or an instance in resources)")
     event["kind"] = kind
@@ -459,6 +461,7 @@ def _ec2_instance_event(event, detail, resources):
 
 def _health_event(event, detail, resources):
     category = _string(detail, "eventTypeCategory", "detail.")
+    resource_ids = _instance_ids_from_resources(resources)
     if category != "scheduledChange":
         return  # issues, account notifications: nothing this source acts on (kind unknown)
     entities = detail.get("affectedEntities", [])
@@ -468,13 +471,13 @@ def _health_event(event, detail, resources):
     for index, entity in enumerate(entities):
         if not isinstance(entity, dict):
             raise MalformedBody(f"detail.affectedEntities[{index}] is not an object: {_preview(entity)}")
-        value = _string(entity, "entityValue", f"detail.affectedEntities[{index}].")
+        value = _string(entity, "entityValue", f"detail.affectedEntities[{index}].", required=True)
         # Other services' entities (volumes, hosts, ARNs) are not instances; an "i-" one must be one.
-        if value is not None and value.startswith("i-"):
+        if value.startswith("i-"):
             _instance_id(value, f"detail.affectedEntities[{index}].entityValue")
             if value not in ids:
                 ids.append(value)
-    ids = ids or _instance_ids_from_resources(resources)
+    ids = ids or resource_ids
     if ids:
         event["kind"] = "scheduled_change"
         _set_instances(event, ids)
