@@ -440,12 +440,11 @@ def _set_instances(event, ids):
 def _ec2_instance_event(event, detail, resources):
     kind = EC2_DETAIL_TYPES[event["detail_type"]]
     # Every documented EC2 event names its instance in detail.instance-id; the resources are the fallback,
-    # and are checked either way: a message naming a bad id anywhere is dropped whole.
+    # and are checked either way (after detail, whose field the reason names first): a message naming a
+    # bad id anywhere is dropped whole.
+    detail_ids = [_instance_id(detail["instance-id"], "detail.instance-id")] if "instance-id" in detail else []
     resource_ids = _instance_ids_from_resources(resources)
-    if "instance-id" in detail:
-        ids = [_instance_id(detail["instance-id"], "detail.instance-id")]
-    else:
-        ids = resource_ids
+    ids = detail_ids or resource_ids
     if not ids:
         raise MalformedBody(f"{event['detail_type']} names no instance (detail.instance-id, or an instance in resources)")
     event["kind"] = kind
