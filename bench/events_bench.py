@@ -59,8 +59,9 @@ def make_nodes(prefix, count):
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
                          "labels": {"kubernetes.io/hostname": name, "type": "kwok", "bench": prefix}},
-            # EC2 instance ids are i- and 17 hex digits: the prefix goes in as the hex of its characters.
-            "spec": {"providerID": f"aws:///ap-southeast-1a/i-{prefix.encode().hex()}{index:0{17 - 2 * len(prefix)}x}",
+            # EC2 instance ids are i- and 17 hex characters (the event source drops any other): the prefix
+            # goes in as the hex of its characters, the index fills the rest.
+            "spec": {"providerID": f"aws:///ap-southeast-1a/i-0{prefix.encode().hex()}{index:0{16 - 2 * len(prefix)}x}",
                      "taints": [{"key": "bench", "value": "true", "effect": "NoSchedule"}]},
             "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}},
         })

@@ -118,12 +118,12 @@ def test_terminated_instance_leaves_no_node_behind_and_running_needs_nothing(lab
 
 
 def test_scheduled_change_naming_two_instances_drains_both_nodes(lab, kubectl, kube_json, aws, queues, rulebook):
-    nodes = {"ip-10-42-5-1.ap-southeast-1.compute.internal": "i-0feed00000000001", "ip-10-42-5-2.ap-southeast-1.compute.internal": "i-0feed00000000002"}
+    nodes = {"ip-10-42-5-1.ap-southeast-1.compute.internal": "i-00feed00000000001", "ip-10-42-5-2.ap-southeast-1.compute.internal": "i-00feed00000000002"}
     for name, instance_id in nodes.items():
         fake_node(kubectl, name, instance_id)
     try:
         # One AWS Health retirement notice for both instances, as AWS sends it for a degraded host.
-        entry = lab_events.ec2_event("scheduled-change", "i-0feed00000000001", "123456789012", "ap-southeast-1a")
+        entry = lab_events.ec2_event("scheduled-change", "i-00feed00000000001", "123456789012", "ap-southeast-1a")
         detail = json.loads(entry["Detail"])
         detail["affectedEntities"] = [{"entityValue": i, "status": "PENDING"} for i in nodes.values()]
         entry.update(Detail=json.dumps(detail), Resources=list(nodes.values()), EventBusName="default")
@@ -199,14 +199,14 @@ def assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, event, r
 
 def test_a_burst_of_capacity_reservation_warnings_is_drained_in_a_few_runs(lab, kubectl, kube_json, queues, rulebook):
     # A reclaimed reservation: warnings for all its instances at once, three copies each.
-    names = {f"ip-10-42-6-{index}.ap-southeast-1.compute.internal": f"i-0c7c7c7c7c7c{index:04d}" for index in range(20)}
+    names = {f"ip-10-42-6-{index}.ap-southeast-1.compute.internal": f"i-0c7c7c7c7c7c{index:05d}" for index in range(20)}
     assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, "capacity-reservation-interruption",
                                        "CapacityReservationInterruptionDrained", names, copies=3, max_runs=6, timeout=300, drain_timeout=120)
 
 
 def test_with_drain_owner_karpenter_a_capacity_reservation_warning_is_recorded_counted_and_notified_only(
         lab, kubectl, kube_json, queues, rulebook, tmp_path):
-    node, instance_id = "ip-10-42-7-1.ap-southeast-1.compute.internal", "i-0c7c7c7c7c7c9001"
+    node, instance_id = "ip-10-42-7-1.ap-southeast-1.compute.internal", "i-00c7c7c7c7c7c9001"
     fake_node(kubectl, node, instance_id, labels={
         "karpenter.sh/nodepool": "default", "karpenter.sh/capacity-type": "reserved", "node.kubernetes.io/instance-type": "r6g.xlarge"})
     vars_file = tmp_path / "karpenter.yml"
@@ -272,11 +272,11 @@ def test_repeated_spot_interruptions_widen_the_pool_and_quiet_reverts(lab, kubec
     # Three spot nodes of one instance type in the project's NodePool, each interrupted once.
     names = [f"ip-10-42-1-{index}.ap-southeast-1.compute.internal" for index in range(3)]
     for index, name in enumerate(names):
-        fake_node(kubectl, name, f"i-0deadbeef000000{index}", labels={
+        fake_node(kubectl, name, f"i-0deadbeef0000000{index}", labels={
             "karpenter.sh/nodepool": "default", "karpenter.sh/capacity-type": "spot", "node.kubernetes.io/instance-type": "m6g.xlarge"})
     try:
         for index in range(3):
-            inject(lab, "spot-interruption", instance_id=f"i-0deadbeef000000{index}")
+            inject(lab, "spot-interruption", instance_id=f"i-0deadbeef0000000{index}")
         wait_until("all three drained", lambda: all(node_events(kube_json, n, "SpotInterruptionDrained") for n in names), 180)
         pool = kube_json("nodepool", "default")
         types = next(r["values"] for r in pool["spec"]["template"]["spec"]["requirements"] if r["key"] == "node.kubernetes.io/instance-type")
@@ -294,14 +294,14 @@ def test_repeated_spot_interruptions_widen_the_pool_and_quiet_reverts(lab, kubec
 
 def test_a_burst_of_500_duplicate_warnings_for_50_nodes_drains_each_node_once(lab, kubectl, kube_json, queues, rulebook):
     # Ten copies of each warning, interleaved, as EventBridge retries and overlapping producers deliver them.
-    names = {f"ip-10-42-2-{index}.ap-southeast-1.compute.internal": f"i-0b0b0b0b0b0b{index:04d}" for index in range(50)}
+    names = {f"ip-10-42-2-{index}.ap-southeast-1.compute.internal": f"i-0b0b0b0b0b0b{index:05d}" for index in range(50)}
     assert_burst_drained_in_a_few_runs(lab, kubectl, kube_json, queues, "spot-interruption", "SpotInterruptionDrained",
                                        names, copies=10, max_runs=10, timeout=900, drain_timeout=300)
 
 
 def test_killed_mid_remediation_the_event_is_handled_after_restart(lab, kubectl, kube_json, queues, rulebook):
     node = "ip-10-42-3-1.ap-southeast-1.compute.internal"
-    fake_node(kubectl, node, "i-0c0ffee000000001")
+    fake_node(kubectl, node, "i-00c0ffee000000001")
     # A pod the drain cannot evict while its PodDisruptionBudget allows no disruption: the remediation
     # is certainly running (node cordoned, eviction refused) when the rulebook is killed.
     guarded = {"apiVersion": "v1", "kind": "List", "items": [
@@ -318,7 +318,7 @@ def test_killed_mid_remediation_the_event_is_handled_after_restart(lab, kubectl,
     try:
         wait_until("the guarded pod running", lambda: [p for p in kube_json("pods", "-n", "default", "-l", "app=guarded")["items"]
                                                        if p["status"].get("phase") == "Running"], 60)
-        inject(lab, "spot-interruption", instance_id="i-0c0ffee000000001")
+        inject(lab, "spot-interruption", instance_id="i-00c0ffee000000001")
         wait_until("the drain under way", lambda: kube_json("node", node)["spec"].get("unschedulable"), 60, interval=0.2)
         rulebook.kill()
         assert sum(queues["counts"](EVENTS_QUEUE)) == 1, "the message must survive the crash"
@@ -353,18 +353,18 @@ def test_a_remediation_run_by_hand_posts_to_the_webhook_and_reruns_unchanged(kub
     server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     node = "ip-10-42-4-1.ap-southeast-1.compute.internal"
-    fake_node(kubectl, node, "i-0abcabcabc000001")
+    fake_node(kubectl, node, "i-00abcabcabc000001")
     try:
         event = tmp_path / "event.json"
         event.write_text(json.dumps({"ansible_eda": {"event": {
-            "kind": "rebalance_recommendation", "instance_id": "i-0abcabcabc000001", "time": "2026-11-27T12:00:00Z",
+            "kind": "rebalance_recommendation", "instance_id": "i-00abcabcabc000001", "time": "2026-11-27T12:00:00Z",
             "sqs": {"message_id": "by-hand-1"}}}}))
         hook = f"remediation_webhook_url=http://127.0.0.1:{server.server_port}/hook"
         run_playbook("remediation/cordon_node.yml", "-e", f"@{event}", "-e", hook)
         assert kube_json("node", node)["spec"].get("unschedulable") is True
         assert [e["reason"] for e in node_events(kube_json, node, "RebalanceCordoned")] == ["RebalanceCordoned"]
         assert received and received[0]["reason"] == "RebalanceCordoned" and received[0]["objects"] == [node]
-        assert "i-0abcabcabc000001" in received[0]["text"]
+        assert "i-00abcabcabc000001" in received[0]["text"]
         assert changed(run_playbook("remediation/cordon_node.yml", "-e", f"@{event}")) == 0
         assert len(node_events(kube_json, node, "RebalanceCordoned")) == 1
     finally:
@@ -378,7 +378,7 @@ def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(k
     import concurrent.futures
 
     draining, spare = "ip-10-42-5-1.ap-southeast-1.compute.internal", "ip-10-42-5-2.ap-southeast-1.compute.internal"
-    fake_node(kubectl, draining, "i-0d0d0d0d0d0d0001")
+    fake_node(kubectl, draining, "i-00d0d0d0d0d0d0001")
     app = {"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "budgeted", "namespace": "default"},
          "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "budgeted"}},
@@ -393,7 +393,7 @@ def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(k
     kubectl("apply", "-f", "-", stdin=json.dumps(app))
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"remediation_event": {
-        "kind": "spot_interruption", "instance_id": "i-0d0d0d0d0d0d0001", "time": "2026-11-28T00:00:00Z",
+        "kind": "spot_interruption", "instance_id": "i-00d0d0d0d0d0d0001", "time": "2026-11-28T00:00:00Z",
         "sqs": {"message_id": "budget-wait-1"}}}))
     try:
         # The only node the pod can run on, until the spare comes.
@@ -407,7 +407,7 @@ def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(k
             time.sleep(5)
             assert not drain.done(), drain.result().stdout[-3000:] if drain.done() else ""
             assert kube_json("pod", first["metadata"]["name"], "-n", "default")["spec"]["nodeName"] == draining
-            fake_node(kubectl, spare, "i-0d0d0d0d0d0d0002")
+            fake_node(kubectl, spare, "i-00d0d0d0d0d0d0002")
             kubectl("scale", "deployment", "budgeted", "-n", "default", "--replicas=2")
             result = drain.result(timeout=120)
         assert result.returncode == 0, result.stdout[-4000:]

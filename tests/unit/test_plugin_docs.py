@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 PLUGINS = Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "eks_autoscaling" / "core" / "plugins"
-FILES = sorted(p for kind in ("modules", "filter", "lookup") for p in (PLUGINS / kind).glob("*.py") if p.name != "__init__.py")
+FILES = sorted(p for kind in ("modules", "filter", "lookup", "test") for p in (PLUGINS / kind).glob("*.py") if p.name != "__init__.py")
 
 
 def doc_blocks(path):

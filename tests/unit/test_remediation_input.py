@@ -35,6 +35,12 @@ def run(playbook, event, tmp_path, **extra):
         ("cordon_node.yml", {"kind": "rebalance_recommendation"}, "remediation_event.instance_id"),
         ("cleanup_node.yml", {"kind": "instance_state_change", "state": "terminated", "instance_ids": [42]},
          "remediation_event.instance_ids"),
+        # EC2 ids have 8 or 17 characters after i-: 16 is neither, though the old check took 8 to 17.
+        ("drain_node.yml", {"kind": "spot_interruption", "instance_id": "i-0feed00000000001"}, 'got "i-0feed00000000001"'),
+        # A trailing newline passed a match on ^...$; the shared rule matches the whole string.
+        ("cordon_node.yml", {"kind": "rebalance_recommendation", "instance_id": "i-0123456789abcdef0\n"}, "i-0123456789abcdef0"),
+        ("cleanup_node.yml", {"kind": "instance_state_change", "instance_id": "i-0123456789abcdef0", "instance_ids": "i-0123456789abcdef0"},
+         "remediation_event.instance_ids must be a list"),
     ],
 )
 def test_an_event_without_valid_instances_is_refused_before_any_change(playbook, event, named, tmp_path):
@@ -54,3 +60,13 @@ def test_an_unknown_interruption_kind_to_count_is_refused_by_name(tmp_path):
     assert result.returncode != 0
     assert "value of remediation_interruption_kinds must be one or more of" in output and "Got no match for: capacity_reservation" in output
     assert "no-such-kubeconfig" not in output.replace(f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "")
+
+
+@pytest.mark.parametrize("instance_id", ["i-0123abcd", "i-0123456789abcdef0"])
+def test_an_event_the_source_would_emit_passes_validation(instance_id, tmp_path):
+    """Both lengths of EC2 ids pass the check: the run gets as far as the (absent) cluster."""
+    result = run("drain_node.yml", {"kind": "spot_interruption", "instance_id": instance_id, "instance_ids": [instance_id]}, tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "must be one of drain_node" not in output
+    assert "no-such-kubeconfig" in output.replace(f"k8s_kubeconfig={tmp_path / 'no-such-kubeconfig'}", "")

@@ -117,37 +117,37 @@ CLOUDWATCH_EVENT = json.dumps(
 PARSE_CASES = [
     (
         "spot-interruption",
-        eventbridge_body("spot-interruption", "i-0aaa", zone="ap-southeast-1b"),
+        eventbridge_body("spot-interruption", "i-0aaa0000000000000", zone="ap-southeast-1b"),
         {
             "kind": "spot_interruption",
             "source": "aws.ec2",
             "detail_type": "EC2 Spot Instance Interruption Warning",
             "account": ACCOUNT,
             "region": REGION,
-            "instance_id": "i-0aaa",
-            "instance_ids": ["i-0aaa"],
+            "instance_id": "i-0aaa0000000000000",
+            "instance_ids": ["i-0aaa0000000000000"],
             "instance_action": "terminate",
             "instance_type": None,
             "state": None,
-            "dedup_key": "spot_interruption:instance:i-0aaa",
+            "dedup_key": "spot_interruption:instance:i-0aaa0000000000000",
         },
     ),
     (
         "capacity-reservation-interruption",
-        eventbridge_body("capacity-reservation-interruption", "i-0aab", zone_id="apse1-az1"),
+        eventbridge_body("capacity-reservation-interruption", "i-0aab0000000000000", zone_id="apse1-az1"),
         {
             "kind": "capacity_reservation_interruption",
             "source": "aws.ec2",
             "detail_type": "EC2 Capacity Reservation Instance Interruption Warning",
             "account": ACCOUNT,
             "region": REGION,
-            "instance_id": "i-0aab",
-            "instance_ids": ["i-0aab"],
+            "instance_id": "i-0aab0000000000000",
+            "instance_ids": ["i-0aab0000000000000"],
             "instance_action": "terminate",
             "instance_type": None,
             "state": None,
-            "dedup_key": "capacity_reservation_interruption:instance:i-0aab",
-            "detail": {"instance-id": "i-0aab", "instance-action": "terminate",
+            "dedup_key": "capacity_reservation_interruption:instance:i-0aab0000000000000",
+            "detail": {"instance-id": "i-0aab0000000000000", "instance-action": "terminate",
                        "instance-termination-time": "2026-11-27T12:02:00Z", "azId": "apse1-az1"},
         },
     ),
@@ -157,43 +157,38 @@ PARSE_CASES = [
             {
                 "detail-type": "EC2 Capacity Reservation Instance Interruption Warning",
                 "source": "aws.ec2",
-                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0aac"],
+                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0aac0000000000000"],
                 "detail": {"instance-action": "terminate"},
             }
         ),
-        {"kind": "capacity_reservation_interruption", "instance_ids": ["i-0aac"], "account": ACCOUNT},
-    ),
-    (
-        "capacity-reservation-without-instance",
-        json.dumps({"detail-type": "EC2 Capacity Reservation Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
-        {"kind": "unknown", "instance_id": None, "dedup_key": None},
+        {"kind": "capacity_reservation_interruption", "instance_ids": ["i-0aac0000000000000"], "account": ACCOUNT},
     ),
     (
         "rebalance-recommendation",
-        eventbridge_body("rebalance-recommendation", "i-0bbb"),
-        {"kind": "rebalance_recommendation", "instance_id": "i-0bbb", "dedup_key": "rebalance_recommendation:instance:i-0bbb", "instance_action": None},
+        eventbridge_body("rebalance-recommendation", "i-0bbb0000000000000"),
+        {"kind": "rebalance_recommendation", "instance_id": "i-0bbb0000000000000", "dedup_key": "rebalance_recommendation:instance:i-0bbb0000000000000", "instance_action": None},
     ),
     (
         "instance-state-change",
-        eventbridge_body("instance-state-change", "i-0ccc", state="stopping"),
+        eventbridge_body("instance-state-change", "i-0ccc0000000000000", state="stopping"),
         {
             "kind": "instance_state_change",
             "detail_type": "EC2 Instance State-change Notification",
-            "instance_id": "i-0ccc",
+            "instance_id": "i-0ccc0000000000000",
             "state": "stopping",
-            "dedup_key": "instance_state_change:stopping:instance:i-0ccc",
+            "dedup_key": "instance_state_change:stopping:instance:i-0ccc0000000000000",
         },
     ),
     (
         "scheduled-change",
-        eventbridge_body("scheduled-change", "i-0ddd"),
+        eventbridge_body("scheduled-change", "i-0ddd0000000000000"),
         {
             "kind": "scheduled_change",
             "source": "aws.health",
             "detail_type": "AWS Health Event",
-            "instance_id": "i-0ddd",
-            "instance_ids": ["i-0ddd"],
-            "dedup_key": "scheduled_change:instance:i-0ddd",
+            "instance_id": "i-0ddd0000000000000",
+            "instance_ids": ["i-0ddd0000000000000"],
+            "dedup_key": "scheduled_change:instance:i-0ddd0000000000000",
         },
     ),
     (
@@ -202,8 +197,8 @@ PARSE_CASES = [
             {
                 "detail-type": "EC2 Spot Instance Interruption Warning",
                 "source": "aws.ec2",
-                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0eee"],
-                "detail": {"instance-id": "i-0eee", "instance-action": "stop", "instance-type": "m5.large"},
+                "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0eee0000000000000"],
+                "detail": {"instance-id": "i-0eee0000000000000", "instance-action": "stop", "instance-type": "m5.large"},
             }
         ),
         {"kind": "spot_interruption", "instance_type": "m5.large", "instance_action": "stop", "account": ACCOUNT, "region": None},
@@ -252,11 +247,7 @@ PARSE_CASES = [
         sns_body("AWS Budgets: ops has exceeded your alert threshold", "Your budget has exceeded its threshold."),
         {"kind": "budget", "budget_name": "ops"},
     ),
-    ("not-json", "this is not json {", {"kind": "unknown", "dedup_key": None, "body": "this is not json {"}),
-    ("json-list", "[1, 2]", {"kind": "unknown", "body": [1, 2]}),
-    ("json-null", "null", {"kind": "unknown", "body": None}),
     ("empty-object", "{}", {"kind": "unknown", "body": {}}),
-    ("sns-broken-message", sns_body("x", '{"AlarmName": '), {"kind": "unknown", "source": "aws.sns", "account": ACCOUNT}),
     ("sns-other-text", sns_body("hello", "hello world"), {"kind": "unknown", "source": "aws.sns"}),
     (
         "ec2-other-detail-type",
@@ -269,16 +260,89 @@ PARSE_CASES = [
         {"kind": "unknown", "source": "aws.health"},
     ),
     (
-        "spot-without-instance",
-        json.dumps({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": {}}),
-        {"kind": "unknown", "instance_id": None},
+        "health-scheduled-change-of-another-service",
+        json.dumps({"detail-type": "AWS Health Event", "source": "aws.health", "resources": ["vol-0123abcd"],
+                    "detail": {"eventTypeCategory": "scheduledChange", "service": "EBS", "affectedEntities": [{"entityValue": "vol-0123abcd"}]}}),
+        {"kind": "unknown", "instance_ids": []},
     ),
     (
-        "wrong-types",
-        json.dumps({"detail-type": 5, "source": ["aws.ec2"], "detail": "x", "resources": "i-1"}),
-        {"kind": "unknown"},
+        "health-scheduled-change-of-several-instances",
+        json.dumps({"detail-type": "AWS Health Event", "source": "aws.health", "resources": [],
+                    "detail": {"eventTypeCategory": "scheduledChange", "affectedEntities": [
+                        {"entityValue": "i-0123abcd"}, {"entityValue": "i-0123456789abcdef0"}, {"entityValue": "i-0123abcd"}]}}),
+        {"kind": "scheduled_change", "instance_ids": ["i-0123abcd", "i-0123456789abcdef0"],
+         "dedup_key": "scheduled_change:instance:i-0123456789abcdef0,i-0123abcd"},
     ),
-    ("alarm-without-state", json.dumps({"AlarmName": "a"}), {"kind": "unknown", "alarm_name": None}),
+    (
+        "short-instance-id",
+        eventbridge_body("spot-interruption", "i-0a1b2c3d"),
+        {"kind": "spot_interruption", "instance_ids": ["i-0a1b2c3d"]},
+    ),
+    ("insufficient-data-alarm", alarm_body("bill", "INSUFFICIENT_DATA"), {"kind": "alarm", "new_state": "INSUFFICIENT_DATA"}),
+]
+
+
+def _spot(**detail):
+    return {"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2", "detail": detail}
+
+
+def _alarm(**fields):
+    return {**json.loads(json.loads(alarm_body("bill", "ALARM"))["Message"]), **fields}
+
+
+VALID_ID = "i-0123456789abcdef0"
+# (id, body, what the reason names): bodies to drop, never to emit, whatever they claim to be.
+MALFORMED_CASES = [
+    ("not-json", "this is not json {", "neither JSON nor an AWS Budgets notification"),
+    ("unicode-text", "\u2603 snow", "neither JSON nor"),
+    ("truncated-json", spot_body(VALID_ID)[:-7], "broken JSON"),
+    ("json-list", "[1, 2]", "JSON but not an object"),
+    ("json-null", "null", "JSON but not an object"),
+    ("json-string", json.dumps(spot_body(VALID_ID)), "JSON but not an object"),
+    ("too-deep", '{"a":' * 40_000 + "1" + "}" * 40_000, "broken JSON"),
+    ("detail-list", json.dumps({**json.loads(spot_body(VALID_ID)), "detail": [{"instance-id": VALID_ID}]}), "detail is not an object"),
+    ("detail-missing", json.dumps({"detail-type": "EC2 Spot Instance Interruption Warning", "source": "aws.ec2"}), "detail is not an object"),
+    ("wrong-types", json.dumps({"detail-type": 5, "source": ["aws.ec2"], "detail": "x", "resources": "i-1"}), "source is not a string"),
+    ("resources-not-a-list", json.dumps({**_spot(**{"instance-id": VALID_ID}), "resources": VALID_ID}), "resources is not a list"),
+    ("spot-without-instance", json.dumps(_spot()), "names no instance"),
+    ("capacity-reservation-without-instance",
+     json.dumps({"detail-type": "EC2 Capacity Reservation Instance Interruption Warning", "source": "aws.ec2", "detail": {}}), "names no instance"),
+    ("instance-id-number", json.dumps(_spot(**{"instance-id": 12345678})), "detail.instance-id is not an EC2 instance id: 12345678"),
+    ("instance-id-null", json.dumps({**_spot(**{"instance-id": None}), "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{VALID_ID}"]}),
+     "detail.instance-id is not an EC2 instance id: None"),
+    ("instance-id-injection", json.dumps(_spot(**{"instance-id": VALID_ID + "; rm -rf /"})), "not an EC2 instance id"),
+    ("instance-id-template", json.dumps(_spot(**{"instance-id": "{{ lookup('pipe', 'id') }}"})), "not an EC2 instance id"),
+    ("instance-id-newline", json.dumps(_spot(**{"instance-id": VALID_ID + "\n"})), "not an EC2 instance id"),
+    ("instance-id-16-characters", json.dumps(_spot(**{"instance-id": VALID_ID[:-1]})), "not an EC2 instance id"),
+    ("instance-id-upper-case", json.dumps(_spot(**{"instance-id": VALID_ID.upper().replace("I-", "i-")})), "not an EC2 instance id"),
+    ("instance-id-fullwidth-digits", json.dumps(_spot(**{"instance-id": "i-\uff10\uff11\uff12\uff13abcd"})), "not an EC2 instance id"),
+    ("instance-id-path", json.dumps(_spot(**{"instance-id": "../../../etc/passwd"})), "not an EC2 instance id"),
+    ("instance-id-200-kb", json.dumps(_spot(**{"instance-id": "i-" + "0" * 200_000})), "(200004 characters)"),
+    ("instance-arn-injection",
+     json.dumps({**_spot(), "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{VALID_ID};reboot"]}), "resources[0] is not an EC2 instance id"),
+    ("state-number", eventbridge_body("instance-state-change", VALID_ID, state=3), "detail.state is not an instance state"),
+    ("state-unknown", eventbridge_body("instance-state-change", VALID_ID, state="exploded"), "detail.state is not an instance state"),
+    ("instance-type-list", json.dumps(_spot(**{"instance-id": VALID_ID, "instance-type": ["m5.large"]})), "detail.instance-type is not a string"),
+    ("health-entities-object",
+     json.dumps({"detail-type": "AWS Health Event", "source": "aws.health",
+                 "detail": {"eventTypeCategory": "scheduledChange", "affectedEntities": {"entityValue": VALID_ID}}}), "affectedEntities is not a list"),
+    ("health-entity-injection",
+     json.dumps({"detail-type": "AWS Health Event", "source": "aws.health",
+                 "detail": {"eventTypeCategory": "scheduledChange", "affectedEntities": [{"entityValue": VALID_ID}, {"entityValue": "i-$(reboot)"}]}}),
+     "affectedEntities[1].entityValue is not an EC2 instance id"),
+    ("alarm-without-state", json.dumps({"AlarmName": "a"}), "NewStateValue is not an alarm state"),
+    ("alarm-state-number", json.dumps(_alarm(NewStateValue=1)), "NewStateValue is not an alarm state"),
+    ("alarm-state-lower-case", sns_body("x", json.dumps(_alarm(NewStateValue="alarm"))), "NewStateValue is not an alarm state"),
+    ("alarm-name-too-long", json.dumps(_alarm(AlarmName="a" * 256)), "AlarmName is not an alarm name"),
+    ("alarm-eventbridge-state-value", json.dumps({**json.loads(CLOUDWATCH_EVENT), "detail": {"alarmName": "cpu-high", "state": {"value": 0}}}),
+     "detail.state.value is not an alarm state"),
+    ("alarm-eventbridge-state-string", json.dumps({**json.loads(CLOUDWATCH_EVENT), "detail": {"alarmName": "cpu-high", "state": "ALARM"}}),
+     "detail.state is not an object"),
+    ("sns-broken-message", sns_body("x", '{"AlarmName": '), "the SNS Message is broken JSON"),
+    ("sns-message-object", json.dumps({**json.loads(sns_body("x", "")), "Message": {"AlarmName": "a"}}), "the SNS Message is not a string"),
+    ("budget-name-number", json.dumps({"budgetName": 5}), "budgetName is not a budget name"),
+    ("budget-name-colon", budget_body("a:b", as_json=True), "budgetName is not a budget name"),
+    ("budget-text-name-too-long", budget_body("b" * 101, raw=True), "the budget name is not a budget name"),
 ]
 
 
@@ -288,7 +352,39 @@ def test_every_body_parses_into_one_shape(body, expected):
     assert set(event) == EVENT_KEYS - {"sqs"}
     assert event["kind"] in sqs_events.KINDS
     assert {key: event[key] for key in expected} == expected
+    assert all(sqs_events.is_ec2_instance_id(i) for i in event["instance_ids"])
     json.dumps(event)  # what the rulebook gets must be plain JSON
+
+
+@pytest.mark.parametrize(("body", "reason"), [case[1:] for case in MALFORMED_CASES], ids=[case[0] for case in MALFORMED_CASES])
+def test_a_body_of_the_wrong_shape_is_malformed_and_says_why_in_a_short_line(body, reason):
+    with pytest.raises(sqs_events.MalformedBody) as raised:
+        sqs_events.parse_body(body)
+    assert reason in str(raised.value)
+    # The reason goes to the log: bounded, and one line whatever the body held.
+    assert len(str(raised.value)) < 300 and "\n" not in str(raised.value)
+
+
+def test_the_source_and_the_remediation_share_one_instance_id_rule():
+    """The source loads module_utils/ec2_instance_id.py by path (ansible-rulebook runs it with run_path);
+    the remediation role's test plugin imports it: the same function, not a copy of its pattern."""
+    from ansible_collections.eks_autoscaling.core.plugins.module_utils import ec2_instance_id
+    from ansible_collections.eks_autoscaling.core.plugins.test.ec2_instance_id import TestModule
+
+    assert sqs_events.is_ec2_instance_id.__code__.co_filename == ec2_instance_id.__file__
+    assert TestModule().tests()["ec2_instance_id"] is ec2_instance_id.is_ec2_instance_id
+    assert "[0-9a-f]" not in SOURCE_PATH.read_text()
+
+
+@pytest.mark.parametrize("budget_lines", ["\n" * 250_000, "Budget Name: b\n" + " \n" * 120_000, "associated with your budget " + "\t" * 200_000])
+def test_a_large_text_body_is_parsed_in_linear_time(budget_lines):
+    """The text regexes run on the event loop: quadratic ones stalled it for minutes on a 256 KiB body."""
+    started = time.monotonic()
+    try:
+        sqs_events.parse_body(budget_lines)
+    except sqs_events.MalformedBody:
+        pass
+    assert time.monotonic() - started < 1
 
 
 def test_alarm_key_is_the_transition_copies_share_it_the_next_transition_does_not():
@@ -320,7 +416,7 @@ def test_message_becomes_an_event_with_its_sqs_coordinates():
     message = {
         "MessageId": "m-1",
         "ReceiptHandle": "rh-1",
-        "Body": spot_body("i-0abc"),
+        "Body": spot_body("i-0abc0000000000000"),
         "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"},
     }
     event = sqs_events.build_event(message, "http://q")
@@ -488,11 +584,11 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
 
     for kind, instance in (
-        ("spot-interruption", "i-0e1"),
-        ("rebalance-recommendation", "i-0e2"),
-        ("instance-state-change", "i-0e3"),
-        ("scheduled-change", "i-0e4"),
-        ("capacity-reservation-interruption", "i-0e5"),
+        ("spot-interruption", "i-0e100000000000000"),
+        ("rebalance-recommendation", "i-0e200000000000000"),
+        ("instance-state-change", "i-0e300000000000000"),
+        ("scheduled-change", "i-0e400000000000000"),
+        ("capacity-reservation-interruption", "i-0e500000000000000"),
     ):
         lab_events.inject(aws_endpoint, kind, instance_id=instance, event_bus=bus, region=REGION)
     lab_events.inject(aws_endpoint, "billing-alarm", topic_arn=topic)
@@ -514,10 +610,10 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
             "alarm": 1,
             "budget": 2,
         }
-        assert by_kind["spot_interruption"][0]["instance_id"] == "i-0e1"
+        assert by_kind["spot_interruption"][0]["instance_id"] == "i-0e100000000000000"
         assert by_kind["instance_state_change"][0]["state"] == "terminated"
-        assert by_kind["scheduled_change"][0]["instance_id"] == "i-0e4"
-        assert by_kind["capacity_reservation_interruption"][0]["instance_ids"] == ["i-0e5"]
+        assert by_kind["scheduled_change"][0]["instance_id"] == "i-0e400000000000000"
+        assert by_kind["capacity_reservation_interruption"][0]["instance_ids"] == ["i-0e500000000000000"]
         assert by_kind["capacity_reservation_interruption"][0]["instance_action"] == "terminate"
         assert by_kind["alarm"][0]["new_state"] == "ALARM"
         assert sorted(e["budget_name"] for e in by_kind["budget"]) == ["json-budget", "text-budget"]
@@ -529,7 +625,7 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
 
 async def test_event_stays_in_flight_until_acknowledged(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0f1")])
+    send(sqs, url, [spot_body("i-0f100000000000000")])
     async with running(source_args(url)) as (events, _):
         (event,) = await take(events, 1)
         assert event["kind"] == "spot_interruption" and event["sqs"]["receive_count"] == 1
@@ -547,7 +643,7 @@ async def test_event_stays_in_flight_until_acknowledged(sqs, make_queue, source_
 
 async def test_unacknowledged_event_is_delivered_again_after_max_inflight(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0f2")])
+    send(sqs, url, [spot_body("i-0f200000000000000")])
     async with running(source_args(url, max_inflight_seconds=1.5)) as (events, _):
         (first,) = await take(events, 1)
         (second,) = await take(events, 1, timeout=6)
@@ -562,7 +658,7 @@ async def test_unhandled_event_ends_in_the_dead_letter_queue(sqs, make_queue, so
     dlq = make_queue()
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = make_queue(RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
-    send(sqs, url, [spot_body("i-0f3")])
+    send(sqs, url, [spot_body("i-0f300000000000000")])
     async with running(source_args(url, max_inflight_seconds=1)) as (events, _):
         received = await take(events, 2, timeout=8)
         assert [e["sqs"]["receive_count"] for e in received] == [1, 2]
@@ -574,7 +670,7 @@ async def test_unhandled_event_ends_in_the_dead_letter_queue(sqs, make_queue, so
 async def test_duplicates_coalesce_into_one_event_per_key(sqs, make_queue, source_args, ack_client):
     """8 copies for each of 5 instances: 5 events; acknowledging the 5 empties the queue."""
     url = make_queue()
-    instances = [f"i-0d{index}" for index in range(5)]
+    instances = [f"i-0d{index}00000000000000" for index in range(5)]
     send(sqs, url, [spot_body(instance) for _ in range(8) for instance in instances])
     async with running(source_args(url)) as (events, _):
         received = await take(events, 5)
@@ -606,8 +702,8 @@ async def test_different_alarm_states_are_not_coalesced(sqs, make_queue, source_
 
 async def test_other_kinds_for_the_same_instance_are_not_coalesced(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    terminated = eventbridge_body("instance-state-change", "i-0d1", state="terminated")
-    send(sqs, url, [spot_body("i-0d1"), spot_body("i-0d1"), terminated])
+    terminated = eventbridge_body("instance-state-change", "i-0d100000000000000", state="terminated")
+    send(sqs, url, [spot_body("i-0d100000000000000"), spot_body("i-0d100000000000000"), terminated])
     async with running(source_args(url)) as (events, _):
         received = await take(events, 2)
         assert sorted(e["kind"] for e in received) == ["instance_state_change", "spot_interruption"]
@@ -618,7 +714,7 @@ async def test_other_kinds_for_the_same_instance_are_not_coalesced(sqs, make_que
 
 async def test_without_dedup_every_copy_is_an_event(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0c1")] * 3)
+    send(sqs, url, [spot_body("i-0c100000000000000")] * 3)
     async with running(source_args(url, dedup=False)) as (events, _):
         received = await take(events, 3)
         assert len({e["sqs"]["message_id"] for e in received}) == 3
@@ -629,37 +725,70 @@ async def test_without_dedup_every_copy_is_an_event(sqs, make_queue, source_args
 
 async def test_lead_timeout_releases_its_duplicates_too(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0b1")] * 3)
+    send(sqs, url, [spot_body("i-0b100000000000000")] * 3)
     async with running(source_args(url, max_inflight_seconds=1.5)) as (events, _):
         (first,) = await take(events, 1)
         await until(lambda: counts(sqs, url) == (0, 3), what="all in flight")
         # Released together, received again: one of the three leads again, the others are held again.
         (again,) = await take(events, 1, timeout=6)
-        assert again["dedup_key"] == first["dedup_key"] == "spot_interruption:instance:i-0b1"
+        assert again["dedup_key"] == first["dedup_key"] == "spot_interruption:instance:i-0b100000000000000"
         assert again["sqs"]["receive_count"] == 2
         assert ack(ack_client, again)["changed"] is True
         await until(lambda: counts(sqs, url) == (0, 0), what="duplicates deleted with the new lead")
 
 
-async def test_malformed_bodies_are_emitted_as_unknown_and_deleted(sqs, make_queue, source_args):
+async def test_malformed_bodies_are_deleted_and_never_emitted_unknown_ones_are_emitted_as_unknown(sqs, make_queue, source_args, caplog):
     url = make_queue()
-    bodies = ["not json {", "{}", "[1, 2]", "null", sns_body("x", '{"AlarmName": '), "\u2603 snow"]
-    send(sqs, url, bodies)
+    caplog.set_level(logging.INFO, logger="eks_autoscaling.core.sqs_events")
+    malformed = [body for _, body, _ in MALFORMED_CASES]
+    unknown = [body for name, body, expected in PARSE_CASES if expected["kind"] == "unknown"]
+    send(sqs, url, malformed + unknown)
     async with running(source_args(url)) as (events, task):
-        received = await take(events, len(bodies))
+        received = await take(events, len(unknown))
         assert {e["kind"] for e in received} == {"unknown"}
         assert all(e["sqs"]["acked_by_source"] is True and e["dedup_key"] is None for e in received)
-        await until(lambda: counts(sqs, url) == (0, 0), what="unknown messages deleted")
+        await until(lambda: counts(sqs, url) == (0, 0), what="malformed and unknown messages deleted")
+        await assert_no_event(events, 1)
+        dropped = [r for r in caplog.records if "is malformed" in r.getMessage()]
+        assert len(dropped) == len(malformed) and all(r.levelno == logging.WARNING for r in dropped)
         assert not task.done()
 
 
-async def test_unknown_events_can_be_left_to_the_rulebook(sqs, make_queue, source_args, ack_client):
+async def test_a_bad_instance_id_in_a_burst_is_dropped_alone_and_the_batch_goes_out_without_it(
+    sqs, make_queue, source_args, ack_client, caplog
+):
+    """The issue's burst: warnings whose instance id is no EC2 id, among real ones gathered into a batch.
+    The bad ones are deleted on receipt; the batch names exactly the real instances and is acknowledged
+    whole, so no real warning waits for redelivery or ends in the dead-letter queue."""
     url = make_queue()
-    send(sqs, url, ["not json {"])
+    caplog.set_level(logging.INFO, logger="eks_autoscaling.core.sqs_events")
+    send(sqs, url, [spot_body("i-0f000000000000000")])
+    async with running(source_args(url, batch_interval=1.5)) as (events, _):
+        (first,) = await take(events, 1)
+        real = [f"i-0f{index}00000000000000" for index in range(1, 6)] + ["i-0f0f0f0f"]
+        bad = ["i-0f1000000000000000; reboot", "i-\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17", "../../../etc/passwd",
+               "i-" + "f" * 100_000, "I-0F20000000000000", "i-0f3000000000000"]
+        bodies = [spot_body(instance) for pair in zip(real, bad) for instance in pair]
+        send(sqs, url, bodies)
+        (batch,) = await take(events, 1, timeout=8)
+        assert batch["kind"] == "spot_interruption"
+        assert sorted(batch["instance_ids"]) == sorted(real)
+        assert sorted(i for entry in batch["batch"] for i in entry["instance_ids"]) == sorted(real)
+        await until(lambda: counts(sqs, url) == (0, 1 + len(real)), what="bad warnings deleted, real ones in flight")
+        dropped = [r.getMessage() for r in caplog.records if "is malformed" in r.getMessage()]
+        assert len(dropped) == len(bad) and all("detail.instance-id is not an EC2 instance id" in m for m in dropped)
+        await ack_until_empty(ack_client, sqs, url, [first, batch])
+        await assert_no_event(events, 0.5)
+
+
+async def test_unknown_events_can_be_left_to_the_rulebook_malformed_ones_cannot(sqs, make_queue, source_args, ack_client):
+    url = make_queue()
+    send(sqs, url, [json.dumps({"detail-type": "EC2 AMI State Change", "source": "aws.ec2", "detail": {}}), "not json {"])
     async with running(source_args(url, ack_unknown=False)) as (events, _):
         (event,) = await take(events, 1)
         assert event["kind"] == "unknown" and event["sqs"]["acked_by_source"] is False
         await assert_no_event(events, 2.5)
+        # The malformed one is gone: nothing downstream could ever handle it.
         assert counts(sqs, url) == (0, 1)
         ack(ack_client, event)
         assert counts(sqs, url) == (0, 0)
@@ -667,7 +796,7 @@ async def test_unknown_events_can_be_left_to_the_rulebook(sqs, make_queue, sourc
 
 async def test_cancellation_ends_cleanly_and_releases_messages(sqs, make_queue, source_args, caplog):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0a1"), spot_body("i-0a1")])
+    send(sqs, url, [spot_body("i-0a100000000000000"), spot_body("i-0a100000000000000")])
     caplog.set_level(logging.INFO, logger="eks_autoscaling.core.sqs_events")
     events = asyncio.Queue()
     # Visibility far beyond the test: only the release on cancellation can make the messages visible.
@@ -711,7 +840,7 @@ class FlakyClient:
 async def test_transient_errors_are_retried(sqs, make_queue, source_args, ack_client, monkeypatch):
     url = make_queue()
     name = url.rsplit("/", 1)[1]
-    send(sqs, url, [spot_body("i-099")])
+    send(sqs, url, [spot_body("i-09900000000000000")])
     flaky = {}
 
     def make_flaky_client(config, **kwargs):
@@ -728,7 +857,7 @@ async def test_transient_errors_are_retried(sqs, make_queue, source_args, ack_cl
     del args["queue_url"]
     async with running({**args, "queue_name": name}) as (events, _):
         (event,) = await take(events, 1)
-        assert event["instance_id"] == "i-099"
+        assert event["instance_id"] == "i-09900000000000000"
         # A failed heartbeat is made up by the next one: no redelivery.
         await assert_no_event(events, 3)
         assert flaky["client"].failures == {"get_queue_url": 0, "receive_message": 0, "change_message_visibility_batch": 0}
@@ -741,16 +870,16 @@ async def test_batching_gathers_other_instances_into_one_event_and_acks_them_wit
     """The first warning goes out alone; warnings for 5 more nodes (2 copies each) within batch_interval go out
     as one event naming the 5; a rebalance recommendation meanwhile is another group and is not held back."""
     url = make_queue()
-    send(sqs, url, [spot_body("i-0a0")])
+    send(sqs, url, [spot_body("i-0a000000000000000")])
     async with running(source_args(url, batch_interval=1.5)) as (events, _):
         (first,) = await take(events, 1)
-        assert first["instance_ids"] == ["i-0a0"] and [b["instance_ids"] for b in first["batch"]] == [["i-0a0"]]
-        later = [f"i-0a{index}" for index in range(1, 6)]
+        assert first["instance_ids"] == ["i-0a000000000000000"] and [b["instance_ids"] for b in first["batch"]] == [["i-0a000000000000000"]]
+        later = [f"i-0a{index}00000000000000" for index in range(1, 6)]
         send(sqs, url, [spot_body(instance) for _ in range(2) for instance in later])
-        send(sqs, url, [eventbridge_body("rebalance-recommendation", "i-0a1")])
+        send(sqs, url, [eventbridge_body("rebalance-recommendation", "i-0a100000000000000")])
         received = await take(events, 2, timeout=8)
         by_kind = {event["kind"]: event for event in received}
-        assert by_kind["rebalance_recommendation"]["instance_ids"] == ["i-0a1"]
+        assert by_kind["rebalance_recommendation"]["instance_ids"] == ["i-0a100000000000000"]
         batch = by_kind["spot_interruption"]
         assert sorted(batch["instance_ids"]) == later and batch["instance_id"] == batch["instance_ids"][0]
         assert batch["dedup_key"] == "spot_interruption:instance:" + ",".join(later)
@@ -764,7 +893,7 @@ async def test_batching_gathers_other_instances_into_one_event_and_acks_them_wit
         assert ack(ack_client, batch)["changed"] is True
         await until(lambda: counts(sqs, url) == (0, 2), what="the batch's 10 messages deleted with its lead")
         # Copies of batched instances that come late are deleted, not emitted again.
-        send(sqs, url, [spot_body("i-0a3")])
+        send(sqs, url, [spot_body("i-0a300000000000000")])
         await until(lambda: counts(sqs, url) == (0, 2), what="late copy deleted")
         await ack_until_empty(ack_client, sqs, url, (first, by_kind["rebalance_recommendation"]))
         await assert_no_event(events, 0.5)
@@ -779,17 +908,17 @@ async def test_a_burst_of_capacity_reservation_warnings_is_batched_like_spot_war
     def warning(instance):
         return eventbridge_body("capacity-reservation-interruption", instance, zone_id="apse1-az1")
 
-    send(sqs, url, [warning("i-0e0")])
+    send(sqs, url, [warning("i-0e000000000000000")])
     async with running(source_args(url, batch_interval=1.5)) as (events, _):
         (first,) = await take(events, 1)
-        assert first["kind"] == "capacity_reservation_interruption" and first["instance_ids"] == ["i-0e0"]
-        later = [f"i-0e{index}" for index in range(1, 5)]
+        assert first["kind"] == "capacity_reservation_interruption" and first["instance_ids"] == ["i-0e000000000000000"]
+        later = [f"i-0e{index}00000000000000" for index in range(1, 5)]
         send(sqs, url, [warning(instance) for _ in range(3) for instance in later])
-        send(sqs, url, [spot_body("i-0e1")])
+        send(sqs, url, [spot_body("i-0e100000000000000")])
         received = await take(events, 2, timeout=8)
         by_kind = {event["kind"]: event for event in received}
         assert set(by_kind) == {"capacity_reservation_interruption", "spot_interruption"}
-        assert by_kind["spot_interruption"]["instance_ids"] == ["i-0e1"]
+        assert by_kind["spot_interruption"]["instance_ids"] == ["i-0e100000000000000"]
         batch = by_kind["capacity_reservation_interruption"]
         assert sorted(batch["instance_ids"]) == later
         assert batch["dedup_key"] == "capacity_reservation_interruption:instance:" + ",".join(later)
@@ -804,24 +933,24 @@ async def test_a_burst_of_capacity_reservation_warnings_is_batched_like_spot_war
 
 async def test_a_lone_event_is_not_delayed_by_batching(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0b0")])
+    send(sqs, url, [spot_body("i-0b000000000000000")])
     # The interval is far longer than the wait: only an event that skips it can arrive.
     async with running(source_args(url, batch_interval=30)) as (events, _):
         (event,) = await take(events, 1, timeout=5)
-        assert event["instance_ids"] == ["i-0b0"]
+        assert event["instance_ids"] == ["i-0b000000000000000"]
         await ack_until_empty(ack_client, sqs, url, [event])
 
 
 async def test_a_full_batch_goes_out_at_once(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0c0")])
+    send(sqs, url, [spot_body("i-0c000000000000000")])
     async with running(source_args(url, batch_interval=30, batch_max_instances=2)) as (events, _):
         (first,) = await take(events, 1, timeout=5)
-        send(sqs, url, [spot_body(f"i-0c{index}") for index in range(1, 6)])
-        # i-0c1..4 fill two batches of 2 that go out without waiting 30 s; i-0c5 waits in the third.
+        send(sqs, url, [spot_body(f"i-0c{index}00000000000000") for index in range(1, 6)])
+        # The first four fill two batches of 2 that go out without waiting 30 s; the fifth waits in the third.
         received = await take(events, 2, timeout=8)
         assert sorted(len(event["instance_ids"]) for event in received) == [2, 2]
-        assert sorted(i for event in received for i in event["instance_ids"]) == [f"i-0c{index}" for index in range(1, 5)]
+        assert sorted(i for event in received for i in event["instance_ids"]) == [f"i-0c{index}00000000000000" for index in range(1, 5)]
         await assert_no_event(events, 1)
         for event in [first, *received]:
             assert ack(ack_client, event)["changed"] is True
@@ -830,17 +959,17 @@ async def test_a_full_batch_goes_out_at_once(sqs, make_queue, source_args, ack_c
 
 async def test_an_unhandled_batch_is_delivered_again_whole(sqs, make_queue, source_args, ack_client):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0d0")])
+    send(sqs, url, [spot_body("i-0d000000000000000")])
     async with running(source_args(url, batch_interval=0.5, max_inflight_seconds=2)) as (events, _):
         (first,) = await take(events, 1)
         assert ack(ack_client, first)["changed"] is True
-        send(sqs, url, [spot_body("i-0d1"), spot_body("i-0d2"), spot_body("i-0d3")])
+        send(sqs, url, [spot_body("i-0d100000000000000"), spot_body("i-0d200000000000000"), spot_body("i-0d300000000000000")])
         (batch,) = await take(events, 1, timeout=5)
-        assert sorted(batch["instance_ids"]) == ["i-0d1", "i-0d2", "i-0d3"]
+        assert sorted(batch["instance_ids"]) == ["i-0d100000000000000", "i-0d200000000000000", "i-0d300000000000000"]
         # Not acknowledged: after max_inflight_seconds all three come back, and none is lost.
         again = await take(events, 1, timeout=8)
         instances = set(again[0]["instance_ids"])
-        while instances != {"i-0d1", "i-0d2", "i-0d3"}:
+        while instances != {"i-0d100000000000000", "i-0d200000000000000", "i-0d300000000000000"}:
             again += await take(events, 1, timeout=5)
             instances |= set(again[-1]["instance_ids"])
         assert all(event["sqs"]["receive_count"] == 2 for event in again)
@@ -849,12 +978,12 @@ async def test_an_unhandled_batch_is_delivered_again_whole(sqs, make_queue, sour
 
 async def test_cancellation_releases_a_batch_still_being_gathered(sqs, make_queue, source_args, caplog):
     url = make_queue()
-    send(sqs, url, [spot_body("i-0e0")])
+    send(sqs, url, [spot_body("i-0e000000000000000")])
     caplog.set_level(logging.DEBUG, logger="eks_autoscaling.core.sqs_events")
     events = asyncio.Queue()
     task = asyncio.create_task(sqs_events.main(events, source_args(url, visibility_timeout=300, heartbeat_interval=0.3, batch_interval=30)))
     await take(events, 1)
-    send(sqs, url, [spot_body("i-0e1"), spot_body("i-0e2")])
+    send(sqs, url, [spot_body("i-0e100000000000000"), spot_body("i-0e200000000000000")])
     # Received by SQS is not yet dispatched by the source: wait until both are in the batch.
     await until(lambda: len([r for r in caplog.records if "batch" in r.getMessage() and "i-0e" in r.getMessage()]) == 2,
                 what="both gathered")

@@ -15,8 +15,27 @@ description:
     C(AWS Health Event) of category C(scheduledChange) naming instances; C(aws.cloudwatch)
     C(CloudWatch Alarm State Change)), and SNS notifications (the SNS envelope, or the raw message when
     the subscription has raw message delivery) holding a CloudWatch alarm (JSON) or an AWS Budgets
-    notification (plain text or JSON). Anything else, including bodies that are not JSON, becomes an
-    event of kind V(unknown); a body never stops the source."
+    notification (plain text or JSON). A well-formed message of another kind (an EventBridge event of
+    another source or detail-type, an AWS Health event of another category or naming no instance, an SNS
+    notification of something else, a JSON object of none of these shapes) becomes an event of kind
+    V(unknown); a body never stops the source."
+  - "Malformed bodies are dropped: logged (a warning with the message id and the reason), deleted by the
+    source at once whatever O(ack_unknown) says, and never emitted, not even as V(unknown). A body is
+    malformed when it is no message at all (text other than an AWS Budgets notification, broken or
+    truncated JSON, JSON that is not an object, an SNS envelope whose C(Message) is not a string) or when
+    it has the keys of a kind above but not its shape: an EventBridge event whose C(source) or
+    C(detail-type) is not a string, whose C(detail) is not an object or whose C(resources) is not a list of
+    strings; an EC2 event naming no instance, or whose C(instance-id) (or instance ARN in C(resources), or
+    C(i-) entity of a Health event) is not an EC2 instance id, whose C(instance-type) or
+    C(instance-action) is not a string, or whose C(state) is not one of V(pending), V(running),
+    V(stopping), V(stopped), V(shutting-down), V(terminated); an alarm whose name is not 1 to 255
+    characters or whose state is not V(OK), V(ALARM) or V(INSUFFICIENT_DATA); a budget whose name is not
+    1 to 100 characters without C(:) or C(\\)."
+  - "An EC2 instance id is C(i-) followed by exactly 8 or exactly 17 lowercase hexadecimal characters: the
+    rule of C(module_utils/ec2_instance_id.py) in this collection, which the
+    C(eks_autoscaling.core.ec2_instance_id) test applies in the remediation role too. So an id the source
+    emits always passes the remediation's check, and a message with any other id is dropped on its own
+    before batching: it never joins, and never gets refused, a batch of valid warnings."
   - "Every event has these keys, V(null) (or an empty list) where the message does not say:
     C(sqs) (C(queue_url), C(message_id), C(receipt_handle), C(receive_count), C(sent_timestamp),
     C(acked_by_source)), C(kind) (V(spot_interruption), V(capacity_reservation_interruption), V(rebalance_recommendation),
@@ -48,6 +67,9 @@ description:
     acknowledging its C(sqs.receipt_handle) acknowledges them all. Without batching C(batch) is V([]).
   - Events of kind V(unknown) are emitted, so that a rule can log them, and their messages deleted by the
     source right after (O(ack_unknown)); C(sqs.acked_by_source) is V(true) on those events.
+  - A body the parser fails on unexpectedly (a bug, not a malformed body) is logged with its traceback and
+    left alone, neither emitted nor deleted, so SQS delivers it again and, after the queue's
+    C(maxReceiveCount), moves it to the dead-letter queue.
   - SQS errors (throttling, network, a queue that does not exist yet) are logged and retried with
     exponential backoff; the source only stops when ansible-rulebook cancels it.
 options:
@@ -145,6 +167,7 @@ options:
     description:
       - Delete the message of an event of kind V(unknown) once it is emitted. With V(false) such messages
         are delivered at least once like any other.
+      - Malformed messages are deleted whatever this says (they are never emitted, so nothing else could).
     type: bool
     default: true
 notes:
@@ -180,7 +203,7 @@ EXAMPLES = r"""
       action:
         run_playbook:
           name: playbooks/remediation/cost_alarm.yml
-    - name: Log what the source did not understand (it deletes those messages itself)
+    - name: Log what the source does not act on (it deletes those messages itself; malformed ones are never emitted)
       condition: event.kind == "unknown"
       action:
         debug:
@@ -214,12 +237,14 @@ EXAMPLES = r"""
 import asyncio
 import concurrent.futures
 import functools
+import importlib.util
 import json
 import logging
 import random
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
@@ -259,14 +284,87 @@ RELEASE_ON_CANCEL_TIMEOUT = 5.0
 MAX_VISIBILITY = 43200
 
 _SQS_URL_HOST_RE = re.compile(r"^(?:sqs\.)?(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com")
-_BUDGET_NAME_LINE_RE = re.compile(r"^\s*Budget Name:\s*(?P<name>\S.*?)\s*$", re.MULTILINE)
+# The budget and account regexes run on any text body (up to 256 KiB, on the event loop): each line is
+# matched with [ \t] and [^\n], never \s, which crosses lines and made them quadratic on a body of blank lines.
+_BUDGET_NAME_LINE_RE = re.compile(r"^[ \t]*Budget Name:[ \t]*(?P<name>[^\n]*)$", re.MULTILINE)
 _BUDGET_SENTENCE_RE = re.compile(r"associated with your (?P<name>\S+) budget")
-_BUDGET_SUBJECT_RE = re.compile(r"^AWS Budgets:\s*(?P<name>\S+) has exceeded")
-_ACCOUNT_LINE_RE = re.compile(r"^\s*AWS Account\s+(?P<account>\d{12})\s*$", re.MULTILINE)
-_FIELD_LINE_RE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z ]{1,40}):\s*(?P<value>\S.*?)\s*$", re.MULTILINE)
+_BUDGET_SUBJECT_RE = re.compile(r"^AWS Budgets:[ \t]*(?P<name>\S+) has exceeded")
+_ACCOUNT_LINE_RE = re.compile(r"^[ \t]*AWS Account[ \t]+(?P<account>\d{12})[ \t\r]*$", re.MULTILINE)
+_FIELD_LINE_RE = re.compile(r"^[ \t]*(?P<key>[A-Za-z][A-Za-z ]{1,40}):[ \t]*(?P<value>[^\n]*)$", re.MULTILINE)
+_INSTANCE_ARN_RE = re.compile(r"arn:[^:]*:ec2:[^:]*:[^:]*:instance/(?P<id>.*)\Z", re.DOTALL)
+
+# Documented values (EC2 User Guide, "State change events"; CloudWatch StateValue; Budgets BudgetName).
+INSTANCE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+ALARM_NAME_MAX = 255
+BUDGET_NAME_MAX = 100
 
 
-# -- parsing: every body into one event shape, never raising ------------------------------------------
+def _load_instance_id_rule():
+    """module_utils/ec2_instance_id.py of this same collection: the rule the remediation role applies too.
+
+    ansible-rulebook runs this file with runpy.run_path, with no ansible_collections package on sys.path,
+    so the module is loaded by its path in the collection; the import is for a copy of this file run
+    from elsewhere, with the collection installed on sys.path."""
+    path = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "ec2_instance_id.py"
+    if path.is_file():
+        spec = importlib.util.spec_from_file_location("eks_autoscaling_core_ec2_instance_id", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.is_ec2_instance_id
+    from ansible_collections.eks_autoscaling.core.plugins.module_utils.ec2_instance_id import is_ec2_instance_id
+
+    return is_ec2_instance_id
+
+
+is_ec2_instance_id = _load_instance_id_rule()
+
+
+class MalformedBody(ValueError):
+    """A body that is no message at all, or not of the shape its type documents: never emitted."""
+
+
+def _preview(value, limit=80):
+    """A short printable form of a value, for a reason that goes to the log (a body can hold 256 KiB)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _string(doc, key, where, required=False):
+    """doc[key] when it is a string, None when it is absent or null (unless required); otherwise malformed."""
+    value = doc.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise MalformedBody(f"{where}{key} is not a string: {_preview(value)}")
+    return value
+
+
+def _instance_id(value, where):
+    if not is_ec2_instance_id(value):
+        raise MalformedBody(f"{where} is not an EC2 instance id: {_preview(value)}")
+    return value
+
+
+def _alarm_name(value, where):
+    if not isinstance(value, str) or not 1 <= len(value) <= ALARM_NAME_MAX:
+        raise MalformedBody(f"{where} is not an alarm name (1 to {ALARM_NAME_MAX} characters): {_preview(value)}")
+    return value
+
+
+def _alarm_state(value, where):
+    if value not in ALARM_STATES:
+        raise MalformedBody(f"{where} is not an alarm state ({', '.join(ALARM_STATES)}): {_preview(value)}")
+    return value
+
+
+def _budget_name(value, where):
+    if not isinstance(value, str) or not 1 <= len(value) <= BUDGET_NAME_MAX or ":" in value or "\\" in value:
+        raise MalformedBody(f"{where} is not a budget name (1 to {BUDGET_NAME_MAX} characters, no : or \\): {_preview(value)}")
+    return value
+
+
+# -- parsing: every body into one event shape, or MalformedBody --------------------------------------------
 def _blank_event():
     return {
         "kind": "unknown",
@@ -289,14 +387,22 @@ def _blank_event():
     }
 
 
-def _loads(text):
-    """The JSON document in ``text``, or ``text`` itself when it is not JSON."""
-    if not isinstance(text, (str, bytes)):
-        return text
+def _loads(text, where="the body"):
+    """The JSON document in ``text``, or ``text`` itself when it is plain text. Text that opens like a JSON
+    object but is not JSON (truncated, or nested beyond what the parser follows) is malformed, not plain
+    text: it must never be read as a budget notification."""
+    if not isinstance(text, str):
+        raise MalformedBody(f"{where} is not text: {_preview(text)}")
     try:
-        return json.loads(text)
-    except ValueError:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        if text.lstrip().startswith("{"):
+            raise MalformedBody(f"{where} is broken JSON ({type(e).__name__}: {_preview(str(e))})") from None
         return text
+    if isinstance(doc, str):
+        # Encoded twice: a string here would pass for the plain text of a notification.
+        raise MalformedBody(f"{where} is JSON but not an object: {_preview(doc)}")
+    return doc
 
 
 def _arn_part(arn, index):
@@ -305,11 +411,15 @@ def _arn_part(arn, index):
 
 
 def _instance_ids_from_resources(resources):
+    """The instances among an event's resources (instance ARNs, or bare ids as AWS Health lists them);
+    a resource that claims to be an instance but is no EC2 instance id makes the whole message malformed."""
     ids = []
-    for resource in resources if isinstance(resources, list) else []:
-        if isinstance(resource, str):
-            candidate = resource.rsplit("/", 1)[-1] if resource.startswith("arn:") else resource
-            if candidate.startswith("i-") and candidate not in ids:
+    for index, resource in enumerate(resources):
+        match = _INSTANCE_ARN_RE.match(resource)
+        candidate = match.group("id") if match else resource
+        if match or candidate.startswith("i-"):
+            _instance_id(candidate, f"resources[{index}]")
+            if candidate not in ids:
                 ids.append(candidate)
     return ids
 
@@ -327,47 +437,84 @@ def _set_instances(event, ids):
         event["dedup_key"] = None
 
 
+def _ec2_instance_event(event, detail, resources):
+    kind = EC2_DETAIL_TYPES[event["detail_type"]]
+    # Every documented EC2 event names its instance in detail.instance-id; the resources are the fallback,
+    # and are checked either way (after detail, whose field the reason names first): a message naming a
+    # bad id anywhere is dropped whole.
+    detail_ids = [_instance_id(detail["instance-id"], "detail.instance-id")] if "instance-id" in detail else []
+    resource_ids = _instance_ids_from_resources(resources)
+    ids = detail_ids or resource_ids
+    if not ids:
+        raise MalformedBody(f"{event['detail_type']} names no instance (detail.instance-id, or an instance in resources)")
+    event["kind"] = kind
+    event["instance_type"] = _string(detail, "instance-type", "detail.")
+    event["instance_action"] = _string(detail, "instance-action", "detail.")
+    if kind == "instance_state_change":
+        state = detail.get("state")
+        if state not in INSTANCE_STATES:
+            raise MalformedBody(f"detail.state is not an instance state ({', '.join(INSTANCE_STATES)}): {_preview(state)}")
+        event["state"] = state
+    _set_instances(event, ids)
+
+
+def _health_event(event, detail, resources):
+    category = _string(detail, "eventTypeCategory", "detail.")
+    resource_ids = _instance_ids_from_resources(resources)
+    if category != "scheduledChange":
+        return  # issues, account notifications: nothing this source acts on (kind unknown)
+    entities = detail.get("affectedEntities", [])
+    if not isinstance(entities, list):
+        raise MalformedBody(f"detail.affectedEntities is not a list: {_preview(entities)}")
+    ids = []
+    for index, entity in enumerate(entities):
+        if not isinstance(entity, dict):
+            raise MalformedBody(f"detail.affectedEntities[{index}] is not an object: {_preview(entity)}")
+        value = _string(entity, "entityValue", f"detail.affectedEntities[{index}].", required=True)
+        # Other services' entities (volumes, hosts, ARNs) are not instances; an "i-" one must be one.
+        if value.startswith("i-"):
+            _instance_id(value, f"detail.affectedEntities[{index}].entityValue")
+            if value not in ids:
+                ids.append(value)
+    ids = ids or resource_ids
+    if ids:
+        event["kind"] = "scheduled_change"
+        _set_instances(event, ids)
+
+
 def _eventbridge_event(doc):
     event = _blank_event()
-    detail = doc.get("detail") if isinstance(doc.get("detail"), dict) else {}
-    resources = doc.get("resources")
+    source = _string(doc, "source", "", required=True)
+    detail_type = _string(doc, "detail-type", "", required=True)
+    # EventBridge always delivers an object here, for every source: anything else is no EventBridge event.
+    detail = doc.get("detail")
+    if not isinstance(detail, dict):
+        raise MalformedBody(f"detail is not an object: {_preview(detail)}")
+    resources = doc.get("resources", [])
+    if not isinstance(resources, list) or not all(isinstance(resource, str) for resource in resources):
+        raise MalformedBody(f"resources is not a list of strings: {_preview(resources)}")
     event.update(
-        source=doc.get("source"),
-        detail_type=doc.get("detail-type"),
-        account=doc.get("account") or next((_arn_part(r, 4) for r in resources or [] if _arn_part(r, 4)), None),
-        region=doc.get("region"),
-        time=doc.get("time"),
-        detail=doc.get("detail"),
+        source=source,
+        detail_type=detail_type,
+        account=_string(doc, "account", "") or next((_arn_part(r, 4) for r in resources if _arn_part(r, 4)), None),
+        region=_string(doc, "region", ""),
+        time=_string(doc, "time", ""),
+        detail=detail,
     )
-    if event["source"] == "aws.ec2" and event["detail_type"] in EC2_DETAIL_TYPES:
-        instance_id = detail.get("instance-id")
-        ids = [instance_id] if isinstance(instance_id, str) and instance_id else _instance_ids_from_resources(resources)
-        if ids:
-            event["kind"] = EC2_DETAIL_TYPES[event["detail_type"]]
-            event["instance_type"] = detail.get("instance-type")
-            event["instance_action"] = detail.get("instance-action")
-            if event["kind"] == "instance_state_change":
-                event["state"] = detail.get("state")
-            _set_instances(event, ids)
-    elif (
-        event["source"] == "aws.health"
-        and event["detail_type"] == "AWS Health Event"
-        and detail.get("eventTypeCategory") == "scheduledChange"
-    ):
-        entities = detail.get("affectedEntities") if isinstance(detail.get("affectedEntities"), list) else []
-        ids = []
-        for entity in entities:
-            value = entity.get("entityValue") if isinstance(entity, dict) else None
-            if isinstance(value, str) and value.startswith("i-") and value not in ids:
-                ids.append(value)
-        ids = ids or _instance_ids_from_resources(resources)
-        if ids:
-            event["kind"] = "scheduled_change"
-            _set_instances(event, ids)
-    elif event["source"] == "aws.cloudwatch" and event["detail_type"] == ALARM_DETAIL_TYPE:
-        state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
-        if isinstance(detail.get("alarmName"), str) and state.get("value"):
-            _set_alarm(event, detail["alarmName"], state["value"], state.get("timestamp"))
+    if source == "aws.ec2" and detail_type in EC2_DETAIL_TYPES:
+        _ec2_instance_event(event, detail, resources)
+    elif source == "aws.health" and detail_type == "AWS Health Event":
+        _health_event(event, detail, resources)
+    elif source == "aws.cloudwatch" and detail_type == ALARM_DETAIL_TYPE:
+        state = detail.get("state")
+        if not isinstance(state, dict):
+            raise MalformedBody(f"detail.state is not an object: {_preview(state)}")
+        _set_alarm(
+            event,
+            _alarm_name(detail.get("alarmName"), "detail.alarmName"),
+            _alarm_state(state.get("value"), "detail.state.value"),
+            _string(state, "timestamp", "detail.state."),
+        )
     return event
 
 
@@ -384,12 +531,12 @@ def _alarm_notification(doc):
     event.update(
         source="aws.cloudwatch",
         detail_type=ALARM_DETAIL_TYPE,
-        account=doc.get("AWSAccountId"),
-        region=_arn_part(doc.get("AlarmArn"), 3),
-        time=doc.get("StateChangeTime"),
+        account=_string(doc, "AWSAccountId", ""),
+        region=_arn_part(_string(doc, "AlarmArn", ""), 3),
+        time=_string(doc, "StateChangeTime", ""),
         detail=doc,
     )
-    _set_alarm(event, doc["AlarmName"], doc["NewStateValue"], doc.get("StateChangeTime"))
+    _set_alarm(event, _alarm_name(doc.get("AlarmName"), "AlarmName"), _alarm_state(doc.get("NewStateValue"), "NewStateValue"), event["time"])
     return event
 
 
@@ -399,76 +546,80 @@ def _set_budget(event, name):
 
 
 def _budget_json(doc):
+    key = "budgetName" if "budgetName" in doc else "BudgetName"
     event = _blank_event()
-    _set_budget(event, doc.get("budgetName") or doc.get("BudgetName"))
-    event.update(account=doc.get("accountId") or doc.get("AccountId"), detail=doc)
+    _set_budget(event, _budget_name(doc[key], key))
+    event.update(account=_string(doc, "accountId", "") or _string(doc, "AccountId", ""), detail=doc)
     return event
 
 
 def _budget_text(text, subject=None):
     """An AWS Budgets notification as Budgets publishes it to SNS (plain text), or None."""
-    match = _BUDGET_NAME_LINE_RE.search(text) or _BUDGET_SENTENCE_RE.search(text)
-    if not match and isinstance(subject, str):
-        match = _BUDGET_SUBJECT_RE.match(subject)
-    if not match or "budget" not in (text + (subject or "")).lower():
+    line = _BUDGET_NAME_LINE_RE.search(text)
+    name = line.group("name").strip() if line else None
+    if not name:
+        match = _BUDGET_SENTENCE_RE.search(text) or (_BUDGET_SUBJECT_RE.match(subject) if isinstance(subject, str) else None)
+        name = match.group("name") if match else None
+    if not name or "budget" not in (text + (subject or "")).lower():
         return None
     event = _blank_event()
-    _set_budget(event, match.group("name"))
+    _set_budget(event, _budget_name(name, "the budget name"))
     account = _ACCOUNT_LINE_RE.search(text)
-    fields = {m.group("key").strip(): m.group("value") for m in _FIELD_LINE_RE.finditer(text)}
+    fields = {m.group("key").strip(): m.group("value").strip() for m in _FIELD_LINE_RE.finditer(text) if m.group("value").strip()}
     event.update(account=account.group("account") if account else None, detail={"text": text, "fields": fields})
     return event
 
 
-def _is_alarm(doc):
-    return isinstance(doc.get("AlarmName"), str) and isinstance(doc.get("NewStateValue"), str)
+def _classify(doc, subject=None, raw=True):
+    """The event of a parsed message: an EventBridge event, an alarm or a budget notification, else unknown.
 
-
-def _is_budget_json(doc):
-    return isinstance(doc.get("budgetName") or doc.get("BudgetName"), str)
-
-
-def _classify(doc, subject=None):
+    A document that carries the keys of one of them is held to its shape. ``raw`` is the body itself
+    (not the message of an SNS envelope): there, text other than a budget notification, and JSON that is
+    no object, are no message at all."""
     if isinstance(doc, dict):
-        if "detail-type" in doc and "source" in doc:
+        if "detail-type" in doc or ("source" in doc and "detail" in doc):
             return _eventbridge_event(doc)
-        if _is_alarm(doc):
+        if "AlarmName" in doc or "NewStateValue" in doc:
             return _alarm_notification(doc)
-        if _is_budget_json(doc):
+        if "budgetName" in doc or "BudgetName" in doc:
             return _budget_json(doc)
     elif isinstance(doc, str):
         budget = _budget_text(doc, subject)
         if budget:
             return budget
+        if raw:
+            raise MalformedBody(f"the body is neither JSON nor an AWS Budgets notification: {_preview(doc)}")
+    elif raw:
+        raise MalformedBody(f"the body is JSON but not an object: {_preview(doc)}")
     event = _blank_event()
     event["detail"] = doc
     return event
 
 
 def _is_sns_envelope(doc):
-    return isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str)
+    return isinstance(doc, dict) and doc.get("Type") == "Notification" and "Message" in doc
 
 
 def parse_body(body):
-    """The event for one SQS message body, without its ``sqs`` key. Never raises."""
-    try:
-        doc = _loads(body)
-        if _is_sns_envelope(doc):
-            event = _classify(_loads(doc["Message"]), subject=doc.get("Subject"))
-            topic = doc.get("TopicArn")
-            event["account"] = event["account"] or _arn_part(topic, 4)
-            event["region"] = event["region"] or _arn_part(topic, 3)
-            event["time"] = event["time"] or doc.get("Timestamp")
-            event["source"] = event["source"] or "aws.sns"
-        else:
-            event = _classify(doc)
-        event["body"] = doc
-        return event
-    except Exception:  # noqa: BLE001 - a body must never stop the source, whatever it holds
-        logger.exception("could not parse an SQS message body; emitting it as kind unknown")
-        event = _blank_event()
-        event["body"] = body
-        return event
+    """The event for one SQS message body, without its ``sqs`` key.
+
+    Raises MalformedBody (with the reason) for a body to drop; any other exception is a bug of the parser."""
+    doc = _loads(body)
+    if _is_sns_envelope(doc):
+        message = doc["Message"]
+        if not isinstance(message, str):
+            raise MalformedBody(f"the SNS Message is not a string: {_preview(message)}")
+        subject = _string(doc, "Subject", "the SNS ")
+        event = _classify(_loads(message, "the SNS Message"), subject=subject, raw=False)
+        topic = _string(doc, "TopicArn", "the SNS ")
+        event["account"] = event["account"] or _arn_part(topic, 4)
+        event["region"] = event["region"] or _arn_part(topic, 3)
+        event["time"] = event["time"] or _string(doc, "Timestamp", "the SNS ")
+        event["source"] = event["source"] or "aws.sns"
+    else:
+        event = _classify(doc)
+    event["body"] = doc
+    return event
 
 
 def _as_int(value):
@@ -479,7 +630,7 @@ def _as_int(value):
 
 
 def build_event(message, queue_url):
-    """The event for one message of a ReceiveMessage answer."""
+    """The event for one message of a ReceiveMessage answer; MalformedBody for a body to drop."""
     attributes = message.get("Attributes") or {}
     event = {
         "sqs": {
@@ -493,6 +644,7 @@ def build_event(message, queue_url):
     }
     event.update(parse_body(message.get("Body")))
     return event
+
 
 
 # -- arguments -------------------------------------------------------------------------------------------
@@ -807,7 +959,17 @@ class SqsEventSource:
             if lead is not None:
                 lead.held[message_id] = handle
             return
-        event = build_event(message, self.queue_url)
+        try:
+            event = build_event(message, self.queue_url)
+        except MalformedBody as e:
+            # Dropped alone, before coalescing and batching: it can never hold back, or get refused with it,
+            # a valid event, and nothing could handle it on a redelivery either.
+            logger.warning("message %s is malformed (%s); deleting it without emitting it", message_id, e)
+            self.doomed[message_id] = handle
+            return
+        except Exception:  # noqa: BLE001 - a parser bug must not stop the source, nor lose the message
+            logger.exception("could not parse message %s; leaving it for redelivery (and the dead-letter queue)", message_id)
+            return
         if message_id in self.leads:
             # Only when heartbeats could not keep it invisible: the handler's receipt handle may no
             # longer delete it, so the event goes out again with the new one.
