@@ -305,8 +305,14 @@ def assumed_role(access_key, account=DEFAULT_ACCOUNT_ID):
 def role_policies(account, role_arn):
     from moto.iam.models import iam_backends
 
+    from moto.iam.exceptions import NotFoundException
+
     iam = iam_backends[account]["aws"]
-    role = iam.get_role(role_arn.rsplit("/", 1)[-1])
+    try:
+        role = iam.get_role(role_arn.rsplit("/", 1)[-1])
+    except NotFoundException:
+        # A deleted role's sessions keep their keys until they expire, but no policy allows them anything.
+        return [], None
     documents = [json.loads(unquote(doc)) if isinstance(doc, str) else doc for doc in role.policies.values()]
     for policy in role.managed_policies.values():
         documents.append(json.loads(unquote(policy.document)) if isinstance(policy.document, str) else policy.document)

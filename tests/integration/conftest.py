@@ -130,3 +130,16 @@ def karpenter_counter(name, **labels):
         if all(series.get(key) == value for key, value in labels.items()):
             total += float(match.group(3))
     return total
+
+
+@pytest.fixture
+def karpenter_objects(kube_json):
+    """Names of the objects of one of Karpenter's kinds (nodepools, nodeclaims, ec2nodeclasses); none while
+    its CRD is not installed (a fresh lab: the karpenter role installs the CRDs)."""
+    def _names(plural):
+        group = "karpenter.k8s.aws" if plural == "ec2nodeclasses" else "karpenter.sh"
+        if not kube_json("crd", "--field-selector", f"metadata.name={plural}.{group}")["items"]:
+            return []
+        return [item["metadata"]["name"] for item in kube_json(plural)["items"]]
+
+    return _names

@@ -30,19 +30,21 @@ def helm_releases(lab_env):
 
 def ours_in_aws(aws):
     roles = sorted(r["RoleName"] for r in aws("iam").list_roles()["Roles"] if r["RoleName"].startswith("Karpenter"))
-    tagged = sorted(t["ResourceId"] for t in aws("ec2").describe_tags(Filters=[{"Name": "key", "Values": ["karpenter.sh/discovery"]}])["Tags"])
+    # The tagging role's subnets and security groups (Karpenter tags the launch templates it makes too).
+    tagged = sorted(t["ResourceId"] for t in aws("ec2").describe_tags(Filters=[
+        {"Name": "key", "Values": ["karpenter.sh/discovery"]}, {"Name": "resource-type", "Values": ["subnet", "security-group"]}])["Tags"])
     queues = aws("sqs").list_queues().get("QueueUrls", [])
     rules = sorted(r["Name"] for r in aws("events").list_rules()["Rules"])
     entries = aws("eks").list_access_entries(clusterName="eksworkshop")["accessEntries"]
     return {"roles": roles, "tagged": tagged, "queues": queues, "rules": rules, "access_entries": entries}
 
 
-def ours_in_cluster(kube_json):
+def ours_in_cluster(kube_json, karpenter_objects):
     namespaces = sorted(n["metadata"]["name"] for n in kube_json("namespaces")["items"] if n["metadata"]["name"] in (APP_NS, "karpenter"))
     return {
         "namespaces": namespaces,
-        "nodepools": [p["metadata"]["name"] for p in kube_json("nodepools")["items"]],
-        "nodeclaims": [c["metadata"]["name"] for c in kube_json("nodeclaims")["items"]],
+        "nodepools": karpenter_objects("nodepools"),
+        "nodeclaims": karpenter_objects("nodeclaims"),
         "karpenter_nodes": [n["metadata"]["name"] for n in kube_json("nodes", "-l", "karpenter.sh/nodepool")["items"]],
         "hpas": [h["metadata"]["name"] for h in kube_json("hpa", "-A")["items"]],
     }
@@ -68,11 +70,11 @@ def site(lab):
     run_playbook("teardown.yml", check=False)
 
 
-def test_site_check_mode_on_a_fresh_lab_changes_nothing(lab_env, kube_json, aws, site):
-    before = (ours_in_aws(aws), ours_in_cluster(kube_json), helm_releases(lab_env))
+def test_site_check_mode_on_a_fresh_lab_changes_nothing(lab_env, kube_json, aws, karpenter_objects, site):
+    before = (ours_in_aws(aws), ours_in_cluster(kube_json, karpenter_objects), helm_releases(lab_env))
     result = run_playbook("site.yml", "--check", "--diff")
     assert changed(result) > 0
-    assert (ours_in_aws(aws), ours_in_cluster(kube_json), helm_releases(lab_env)) == before
+    assert (ours_in_aws(aws), ours_in_cluster(kube_json, karpenter_objects), helm_releases(lab_env)) == before
 
 
 def test_site_converges_prints_the_summary_and_reruns_unchanged(lab_env, kube_json, site):
@@ -160,9 +162,9 @@ def test_tutorial_replay_scale_out_consolidation_hpa_and_load(kube_json, site):
     wait_until("consolidation after the load", lambda: not karpenter_nodes(kube_json), 300, interval=5)
 
 
-def test_teardown_leaves_nothing_of_ours_and_reruns_unchanged(lab_env, kube_json, aws, site):
+def test_teardown_leaves_nothing_of_ours_and_reruns_unchanged(lab_env, kube_json, aws, karpenter_objects, site):
     run_playbook("teardown.yml")
-    assert ours_in_cluster(kube_json) == {"namespaces": [], "nodepools": [], "nodeclaims": [], "karpenter_nodes": [], "hpas": []}
+    assert ours_in_cluster(kube_json, karpenter_objects) == {"namespaces": [], "nodepools": [], "nodeclaims": [], "karpenter_nodes": [], "hpas": []}
     assert helm_releases(lab_env) == []
     assert ours_in_aws(aws) == {"roles": [], "tagged": [], "queues": [], "rules": [], "access_entries": []}
     assert changed(run_playbook("teardown.yml")) == 0

@@ -73,3 +73,21 @@ def test_an_assumed_role_gets_what_its_policy_allows_and_unauthorized_operation_
     assert "DENIED ec2:TerminateInstances on arn:aws:ec2:ap-southeast-1:123456789012:instance/i-0123456789abcdef0 for role arn:aws:iam::123456789012:role/reader" in log
     # The playbooks' user keeps full rights.
     client("ec2", server).describe_instances()
+
+
+def test_a_deleted_roles_session_is_denied_not_answered_with_a_server_error(server, capsys):
+    iam = client("iam", server)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName="gone", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="gone", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:DescribeSubnets", "Resource": "*"}]}))
+    creds = client("sts", server).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/gone", RoleSessionName="lab-test")["Credentials"]
+    ec2 = client("ec2", server, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert "Subnets" in ec2.describe_subnets()
+    iam.delete_role_policy(RoleName="gone", PolicyName="p")
+    iam.delete_role(RoleName="gone")
+    # The session's keys still sign, as in AWS until they expire, but nothing allows them anything any more.
+    with pytest.raises(ec2.exceptions.ClientError) as denied:
+        ec2.describe_subnets()
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert "DENIED ec2:DescribeSubnets" in capsys.readouterr().out
