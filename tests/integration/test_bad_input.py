@@ -162,7 +162,7 @@ def _kube_state(kube_json):
     return sorted((i["kind"], i["metadata"].get("namespace", ""), i["metadata"]["name"], i["metadata"]["resourceVersion"]) for i in items)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def before(lab, aws, kube_json):
     return _aws_state(aws), _kube_state(kube_json)
 
@@ -187,7 +187,7 @@ GOOD = [
     ("karpenter.yml", {"iam_cluster_name": "e" * 46, "iam_node_role_name": "R" * 64, "iam_controller_role_name": "C" * 64,
                        "iam_controller_policy_name": "P" * 128, "iam_instance_profile_name": "I" * 128,
                        "iam_interruption_queue_name": "q" * 80}),
-    ("karpenter.yml", {"interruption_queue_cluster_name": "c" * 24, "interruption_queue_name": "Q_" + "q" * 78}),
+    ("karpenter.yml", {"interruption_queue_cluster_name": "c" * 22, "interruption_queue_name": "Q_" + "q" * 78}),
     ("karpenter.yml", {"tagging_tag_key": "k" * 128, "karpenter_replicas": 1,
                        "karpenter_controller_resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}),
     ("karpenter.yml", {"nodepools_list": [{"name": "default", "node_class": "default", "labels": {"team": "data"},
