@@ -48,14 +48,12 @@ _value:
   type: raw
 """
 
-import re
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import input_rules
 
 # What the HPA controller can scale through the /scale subresource, by kind.
 TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "ReplicaSet": "apps/v1"}
 POLICY_TYPES = ("Pods", "Percent")
 SELECT_POLICIES = ("Max", "Min", "Disabled")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 AUTOSCALER_KEYS = {"name", "namespace", "target", "min_replicas", "max_replicas", "cpu_utilization", "memory_utilization", "behavior"}
 TARGET_KEYS = {"kind", "name", "api_version"}
 BEHAVIOR_KEYS = {"scale_up", "scale_down"}
@@ -108,9 +106,9 @@ def _autoscaler_errors(item, path):
     if not isinstance(item, dict):
         return [f"{path} must be a dict"]
     errors = _unknown_keys(item, AUTOSCALER_KEYS, path)
-    for field, pattern, what in (("name", DNS_SUBDOMAIN, "a DNS subdomain"), ("namespace", DNS_LABEL, "a DNS label")):
+    for field, kind, what in (("name", "dns_subdomain", "a DNS subdomain"), ("namespace", "dns_label", "a DNS label")):
         value = item.get(field)
-        if not isinstance(value, str) or not pattern.match(value):
+        if not input_rules.is_k8s_name(value, kind):
             errors.append(f"{path}.{field} is required and must be {what}, got {value!r}")
 
     target = item.get("target")
@@ -120,7 +118,7 @@ def _autoscaler_errors(item, path):
         errors += _unknown_keys(target, TARGET_KEYS, f"{path}.target")
         if target.get("kind") not in TARGET_API_VERSIONS:
             errors.append(f"{path}.target.kind must be one of {', '.join(TARGET_API_VERSIONS)}, got {target.get('kind')!r}")
-        if not isinstance(target.get("name"), str) or not DNS_SUBDOMAIN.match(target.get("name")):
+        if not input_rules.is_k8s_name(target.get("name"), "dns_subdomain"):
             errors.append(f"{path}.target.name is required and must be a DNS subdomain, got {target.get('name')!r}")
 
     low, high = item.get("min_replicas"), item.get("max_replicas")

@@ -50,6 +50,8 @@ _value:
   type: raw
 """
 
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import input_rules
+
 NODECLASS_KINDS = {
     "EC2NodeClass": ("karpenter.k8s.aws", "v1"),
 }
@@ -74,6 +76,15 @@ NODECLASS_FIELDS = (
     ("instance_store_policy", "instanceStorePolicy"),
     ("capacity_reservation_selector_terms", "capacityReservationSelectorTerms"),
     ("context", "context"),
+)
+
+
+# What the EC2NodeClass CRD stores without knowing IAM's and EC2's rules: a role or instance profile name IAM
+# refuses, or a tag EC2 refuses, would only fail when Karpenter launches a node.
+NODECLASS_AWS_FIELDS = (
+    ("role", lambda value, where: input_rules.aws_name_errors(value, where, "iam_role")),
+    ("instance_profile", lambda value, where: input_rules.aws_name_errors(value, where, "iam_instance_profile")),
+    ("tags", input_rules.aws_tag_errors),
 )
 
 
@@ -156,6 +167,9 @@ def nodeclass_errors(node_classes, path="nodepools_node_classes"):
         if kind not in NODECLASS_KINDS:
             errors.append("%s.kind: %r is not one of %s" % (here, kind, ", ".join(NODECLASS_KINDS)))
             continue
+        for field, check in NODECLASS_AWS_FIELDS:
+            if node_class.get(field) is not None:
+                errors.extend(check(node_class[field], "%s.%s" % (here, field)))
         alias = node_class.get("ami_alias")
         if kind == "EC2NodeClass" and not node_class.get("ami_selector_terms") and str(alias or "").endswith("@latest") \
                 and not node_class.get("allow_latest_ami", False):

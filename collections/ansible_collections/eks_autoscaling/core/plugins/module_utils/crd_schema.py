@@ -303,13 +303,37 @@ def _json_type(value):
     return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}.get(type(value), type(value).__name__)
 
 
+_GO_PATTERNS = {}
+
+
+def _go_pattern(pattern):
+    """The pattern compiled with Go's meaning of "$", the end of the text: Python's also matches before a
+    trailing newline, which would let "web\\n" through ^[a-z]+$ where the apiserver refuses it."""
+    if pattern not in _GO_PATTERNS:
+        out, in_class, escaped = [], False, False
+        for char in pattern:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "[":
+                in_class = True
+            elif char == "]":
+                in_class = False
+            elif char == "$" and not in_class:
+                char = r"\Z"
+            out.append(char)
+        _GO_PATTERNS[pattern] = re.compile("".join(out))
+    return _GO_PATTERNS[pattern]
+
+
 def _string_errors(value, schema, path, errors):
     length = len(value)
     if "maxLength" in schema and length > schema["maxLength"]:
         errors.add("TooLong", path, "Too long: may not be more than %d bytes" % schema["maxLength"])
     if "minLength" in schema and length < schema["minLength"]:
         errors.add("Invalid", path, "Invalid value: %s: %s in body should be at least %d chars long" % (_quote(value), path, schema["minLength"]))
-    if "pattern" in schema and not re.search(schema["pattern"], value):
+    if "pattern" in schema and not _go_pattern(schema["pattern"]).search(value):
         errors.add("Invalid", path, "Invalid value: %s: %s in body should match '%s'" % (_quote(value), path, schema["pattern"]))
     check = FORMATS.get(schema.get("format"))
     if check is not None and not check(value):
