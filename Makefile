@@ -128,4 +128,5 @@ molecule-default: $(STAMP) lab-build
 bench: $(STAMP) $(IAM_STAMP) lab-build ## benchmarks, JSON results under bench/results/
 	@$(VPY) -m bench.lab_bench
 	@$(VPY) -m bench.site_bench
+	@$(VPY) -m bench.interruption_bench
 	@$(VPY) -m bench.iam_eval_bench

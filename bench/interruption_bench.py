@@ -13,7 +13,8 @@ it (drain_owner: rulebook), samples alternate:
   stops when the rulebook's remediation has cordoned it (spec.unschedulable).
 
 Alternating puts both under the same load. The rulebook also hears the native samples' warnings (both
-queues get every warning, as on EKS) and cordons those nodes too; only Karpenter's taint is timed there.
+queues get every warning, as on EKS) and cordons those nodes too; only Karpenter's taint is timed there,
+and the next rulebook sample waits until the rulebook has finished with it.
 
 It also times `kubectl scale --replicas=6` until 6 pods Running (Karpenter launching spot instances in the
 AWS server that join as nodes) and back to 1 until Karpenter's nodes are gone, median of `scale-runs`.
@@ -78,7 +79,7 @@ def warn(bus, instance_id, zone):
     return started
 
 
-def native_sample(bus):
+def native_sample(bus, sqs, url):
     node = sorted((n for n in karpenter_nodes() if not disrupted(n)), key=lambda n: n["metadata"]["name"])[0]
     name = node["metadata"]["name"]
     zone, instance_id = node["spec"]["providerID"].removeprefix("aws:///").split("/")
@@ -91,6 +92,8 @@ def native_sample(bus):
     wait(f"Karpenter to taint {name}", tainted, 120)
     seconds = time.time() - started
     wait("the replacement to run the 6 pods", settled, 300, interval=1)
+    # The rulebook heard the warning too and drains the node: its next sample must not queue behind that.
+    wait("the rulebook's queue empty", lambda: queue_empty(sqs, url), 120, interval=0.2)
     return seconds
 
 
@@ -149,7 +152,7 @@ def main():
         rulebook_sample(bus, sqs, url, warm_name, warm_id)
         native, ruled = [], []
         for name, instance_id in others:
-            native.append(native_sample(bus))
+            native.append(native_sample(bus, sqs, url))
             ruled.append(rulebook_sample(bus, sqs, url, name, instance_id))
         results["spot_warning_to_cordoned"] = {"karpenter_native": summary(native), "rulebook": summary(ruled), "samples": args.samples}
     finally:
