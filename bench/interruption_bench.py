@@ -45,7 +45,7 @@ def kube(*args):
 
 
 def karpenter_nodes():
-    return [n for n in kube("get", "nodes", "-l", "karpenter.sh/nodepool")["items"]]
+    return kube("get", "nodes", "-l", "karpenter.sh/nodepool")["items"]
 
 
 def disrupted(node):
