@@ -71,6 +71,12 @@ def resource_tag_context(tags):
     return {f"aws:ResourceTag/{key}": value for key, value in tags.items()}
 
 
+def ec2_resource_tag_context(tags):
+    """EC2's resources answer to its own ec2:ResourceTag/<key> as well as the global key (the Service
+    Authorization Reference lists both); policies written for Karpenter before v1 use the EC2 one."""
+    return {**resource_tag_context(tags), **{f"ec2:ResourceTag/{key}": value for key, value in tags.items()}}
+
+
 # -- state lookups -------------------------------------------------------------------------------------
 class State:
     def __init__(self, account, region):
@@ -136,11 +142,11 @@ def launch_requests(state, action, params, template, overrides, tags_by_type, ca
         if tags:
             requests.append(("ec2:CreateTags", ec2_arn(state, kind), {**region, **request_tag_context(tags), "ec2:CreateAction": action.split(":")[1]}))
     if template is not None:
-        requests.append((action, ec2_arn(state, "launch-template", template.id), {**region, **resource_tag_context(lt_tags)}))
+        requests.append((action, ec2_arn(state, "launch-template", template.id), {**region, **ec2_resource_tag_context(lt_tags)}))
     for subnet in sorted({o.get("SubnetId") for o in overrides if o.get("SubnetId")}):
-        requests.append((action, ec2_arn(state, "subnet", subnet), {**region, **resource_tag_context(state.ec2_tags(subnet))}))
+        requests.append((action, ec2_arn(state, "subnet", subnet), {**region, **ec2_resource_tag_context(state.ec2_tags(subnet))}))
     for group in data.get("SecurityGroupId") or data.get("SecurityGroupIds") or []:
-        requests.append((action, ec2_arn(state, "security-group", group), {**region, **resource_tag_context(state.ec2_tags(group))}))
+        requests.append((action, ec2_arn(state, "security-group", group), {**region, **ec2_resource_tag_context(state.ec2_tags(group))}))
     if data.get("ImageId"):
         requests.append((action, state.image_arn(data["ImageId"]), region))
     profile = (data.get("IamInstanceProfile") or {})
@@ -187,9 +193,9 @@ def ec2_requests(state, action, params):
     if name == "DeleteLaunchTemplate":
         template = state.launch_template(params.get("LaunchTemplateId"), params.get("LaunchTemplateName"))
         ident = template.id if template else (params.get("LaunchTemplateId") or "*")
-        return [(action, ec2_arn(state, "launch-template", ident), {**region, **resource_tag_context(state.ec2_tags(ident))})]
+        return [(action, ec2_arn(state, "launch-template", ident), {**region, **ec2_resource_tag_context(state.ec2_tags(ident))})]
     if name == "TerminateInstances":
-        return [(action, ec2_arn(state, "instance", i), {**region, **resource_tag_context(state.ec2_tags(i))})
+        return [(action, ec2_arn(state, "instance", i), {**region, **ec2_resource_tag_context(state.ec2_tags(i))})
                 for i in [v for k, v in params.items() if re.match(r"InstanceId\.\d+$", k)]]
     if name == "CreateTags":
         tags = {}
@@ -201,7 +207,7 @@ def ec2_requests(state, action, params):
             kind = {"i": "instance", "lt": "launch-template", "vol": "volume", "eni": "network-interface", "fleet": "fleet",
                     "sir": "spot-instances-request", "subnet": "subnet", "sg": "security-group"}.get(resource.split("-")[0], resource.split("-")[0])
             requests.append((action, ec2_arn(state, kind, resource),
-                             {**region, **request_tag_context(tags), **resource_tag_context(state.ec2_tags(resource))}))
+                             {**region, **request_tag_context(tags), **ec2_resource_tag_context(state.ec2_tags(resource))}))
         return requests
     return [(action, "*", region)]
 

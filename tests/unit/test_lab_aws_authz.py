@@ -91,3 +91,25 @@ def test_a_deleted_roles_session_is_denied_not_answered_with_a_server_error(serv
         ec2.describe_subnets()
     assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
     assert "DENIED ec2:DescribeSubnets" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("condition_key", ["ec2:ResourceTag/karpenter.sh/nodepool", "aws:ResourceTag/karpenter.sh/nodepool"])
+def test_termination_scoped_by_an_instance_tag_answers_to_the_ec2_and_the_global_key(server, condition_key):
+    """The tutorial's policy scopes TerminateInstances with ec2:ResourceTag/..., Karpenter v1's with aws:ResourceTag/...:
+    EC2 honours both, so both let the controller end its own instances and no other."""
+    iam = client("iam", server)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+    role = f"terminator-{condition_key.split(':')[0]}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*", "Condition": {"StringLike": {condition_key: "*"}}}]}))
+    admin = client("ec2", server)
+    image = admin.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    tagged, untagged = (admin.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=tags)["Instances"][0]["InstanceId"]
+                        for tags in ([{"ResourceType": "instance", "Tags": [{"Key": "karpenter.sh/nodepool", "Value": "default"}]}], []))
+    creds = client("sts", server).assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="lab-test")["Credentials"]
+    ec2 = client("ec2", server, aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    with pytest.raises(ec2.exceptions.ClientError) as denied:
+        ec2.terminate_instances(InstanceIds=[untagged])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert ec2.terminate_instances(InstanceIds=[tagged])["TerminatingInstances"][0]["InstanceId"] == tagged
