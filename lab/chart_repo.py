@@ -41,6 +41,8 @@ CHARTS = (CHART_NAME, CRD_CHART_NAME)
 PREVIOUS_KARPENTER_VERSION = "v1.13.1"
 # Ports the lab may use (lab/labctl.py): the repository never listens there.
 LAB_PORTS = range(36000, 36901)
+# Part of the cache's directory names: archives packaged before the CRDs were put back are not reused.
+LAYOUT = "-with-crds"
 
 
 class ChartRepoError(labctl.LabError):
@@ -85,7 +87,7 @@ def chart_version(module_version):
 
 
 def repo_dir(cache_root, old, new):
-    return Path(cache_root) / f"chart-repo-{old}-{new}"
+    return Path(cache_root) / f"chart-repo-{old}-{new}{LAYOUT}"
 
 
 def index_versions(path, chart=CHART_NAME):
@@ -123,14 +125,27 @@ def helm(helm_binary, *args):
     return result.stdout
 
 
-def package(charts_dir, module_version, helm_binary, destination):
-    """Package charts_dir/<karpenter, karpenter-crd> as <name>-<version>.tgz into destination."""
+def package(module_root, module_version, helm_binary, destination, charts_dir=None):
+    """Package <karpenter, karpenter-crd> of a Karpenter module as <name>-<version>.tgz into destination.
+
+    Laid out as the published charts are: in the repository, the karpenter chart's crds/ is a symlink
+    to pkg/apis/crds, which a Go module zip leaves out, and the release process resolves. So the CRDs
+    are put back, and `helm install karpenter` installs them as it does from public.ecr.aws.
+    charts_dir: where the two chart directories are, if not in the module's charts/."""
     version = chart_version(module_version)
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
-    for name in CHARTS:
-        helm(helm_binary, "package", str(Path(charts_dir) / name), "--version", version, "--app-version", version,
-             "--destination", str(destination))
+    with tempfile.TemporaryDirectory(prefix="lab-charts-") as work:
+        for name in CHARTS:
+            shutil.copytree(Path(charts_dir or Path(module_root) / "charts") / name, Path(work) / name, symlinks=False)
+        crds = Path(work) / CHART_NAME / "crds"
+        shutil.rmtree(crds, ignore_errors=True)
+        shutil.copytree(Path(module_root) / "pkg" / "apis" / "crds", crds)
+        for path in Path(work).rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        for name in CHARTS:
+            helm(helm_binary, "package", str(Path(work) / name), "--version", version, "--app-version", version,
+                 "--destination", str(destination))
     return {name: destination / f"{name}-{version}.tgz" for name in CHARTS}
 
 
@@ -163,15 +178,15 @@ def lab_charts(bins=None, cache_root=None):
     """The lab's two charts as archives of the lab's Karpenter version: {chart name: path of its .tgz}.
 
     Packaged once per bin dir (build.sh copied the chart directories from the module it built the
-    controller from) and kept beside it, under the lab's cache root."""
+    controller from; the CRDs come from that module too) and kept beside it, under the lab's cache root."""
     bins = _bins(bins)
     version = lab_karpenter_version()
     cache_root = Path(cache_root) if cache_root else bins.parent
-    final = cache_root / f"charts-{bins.name}-{version}"
+    final = cache_root / f"charts-{bins.name}-{version}{LAYOUT}"
     archives = {name: final / f"{name}-{chart_version(version)}.tgz" for name in CHARTS}
     if not all(path.is_file() for path in archives.values()):
         with _staged(final, cache_root) as staging:
-            package(bins / "karpenter-aws-charts", version, labctl.tool("helm", bins), staging)
+            package(module_dir(MODULE, version), version, labctl.tool("helm", bins), staging, charts_dir=bins / "karpenter-aws-charts")
     return archives
 
 
@@ -187,7 +202,7 @@ def karpenter_chart_repo(bins=None, old=PREVIOUS_KARPENTER_VERSION, cache_root=N
     if (final / "index.yaml").is_file():
         return repo
     with _staged(final, cache_root) as staging:
-        package(module_dir(MODULE, old) / "charts", old, labctl.tool("helm", bins), staging)
+        package(module_dir(MODULE, old), old, labctl.tool("helm", bins), staging)
         for archive in lab_charts(bins, cache_root).values():
             shutil.copy2(archive, staging / archive.name)
         # No --url: the index names the archives relatively, so one build serves on any port.

@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -47,7 +48,7 @@ def test_index_versions_lists_one_charts_entries(tmp_path):
 
 
 def test_repo_dir_is_named_after_both_versions(tmp_path):
-    assert chart_repo.repo_dir(tmp_path, "v1.13.0", "v1.14.1") == tmp_path / "chart-repo-v1.13.0-v1.14.1"
+    assert chart_repo.repo_dir(tmp_path, "v1.13.0", "v1.14.1") == tmp_path / f"chart-repo-v1.13.0-v1.14.1{chart_repo.LAYOUT}"
 
 
 def test_serve_answers_on_loopback_outside_the_lab_ports_and_stops(tmp_path):
@@ -95,6 +96,12 @@ def test_the_lab_charts_carry_the_version_of_the_labs_controller(lab_bins, tmp_p
     for name, archive in charts.items():
         chart = chart_yaml(archive, name)
         assert (chart["name"], chart["version"], chart["appVersion"]) == (name, version, version)
+    # As published: the controller chart installs the CRDs too, the same as the CRD chart's.
+    with tarfile.open(charts["karpenter"]) as archive:
+        crds = sorted(Path(n).name for n in archive.getnames() if n.startswith("karpenter/crds/"))
+    with tarfile.open(charts["karpenter-crd"]) as archive:
+        crd_templates = sorted(Path(n).name for n in archive.getnames() if n.startswith("karpenter-crd/templates/"))
+    assert crds == crd_templates and "karpenter.sh_nodepools.yaml" in crds
     # Packaged once: a second call finds the archives.
     assert chart_repo.lab_charts(lab_bins, cache_root=tmp_path) == charts
     assert len(list(tmp_path.iterdir())) == 1
