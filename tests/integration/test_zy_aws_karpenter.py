@@ -106,7 +106,7 @@ def rulebook_leaving_drains_to_karpenter(converged, tmp_path):
 def test_a_spot_warning_is_handled_by_karpenter_itself_and_recorded_by_the_rulebook(converged, aws, rulebook_leaving_drains_to_karpenter):
     """Karpenter's native interruption handling: the warning reaches its queue through the interruption_queue
     role's rule, the real controller taints and drains the node, terminates the instance and launches a
-    replacement; the rulebook, with drain_owner karpenter, leaves the node to Karpenter and acknowledges."""
+    replacement; the rulebook, with drain_owner karpenter, leaves the node to Karpenter, counts the warning and acknowledges."""
     victim = sorted(karpenter_nodes(), key=lambda n: n["metadata"]["name"])[0]
     name = victim["metadata"]["name"]
     instance_id = victim["spec"]["providerID"].rsplit("/", 1)[-1]
@@ -127,15 +127,17 @@ def test_a_spot_warning_is_handled_by_karpenter_itself_and_recorded_by_the_ruleb
     # The pods it held run again, on a replacement Karpenter launched.
     wait_until("6 app pods Running again", app_pods_running(6), 240, interval=2)
     assert all(i["InstanceId"] != instance_id for i in karpenter_instances(aws))
-    # The rulebook heard the same warning on its own queue, left the node to Karpenter and acknowledged it.
-    # It counts the interruption on the NodePool only while the node still exists: Karpenter may have removed
-    # it first (the lab's pods go at once), so the count is not asserted here (known gap: fall back to the
-    # instance's karpenter.sh/nodepool tag in EC2).
+    # The rulebook heard the same warning on its own queue, left the node to Karpenter, counted the
+    # interruption on the NodePool and acknowledged it (last). Karpenter has often removed the node by then
+    # (the lab's pods go at once): the count then comes from the instance's karpenter.sh/nodepool tag in EC2.
     sqs = aws("sqs")
     url = sqs.get_queue_url(QueueName="eksworkshop-cluster-events")["QueueUrl"]
     wait_until("the rulebook to acknowledge the warning", lambda: sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
         == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}, 120, interval=1)
+    annotations = kube("get", "nodepool", "default")["metadata"].get("annotations") or {}
+    counted = [r for r in json.loads(annotations.get("eks-autoscaling.io/spot-interruptions", "[]")) if r["id"] == instance_id]
+    assert [r["type"] for r in counted] == [victim["metadata"]["labels"]["node.kubernetes.io/instance-type"]]
     assert rulebook_leaving_drains_to_karpenter.alive()
 
 

@@ -133,6 +133,23 @@ def test_nodepool_interruptions_groups_nodes_by_their_pool():
     assert r.nodepool_interruptions([]) == []
 
 
+def test_nodepool_interruptions_counts_instances_whose_node_is_gone_by_their_ec2_tags():
+    """Karpenter may drain and delete the node before the rulebook reads it: the instance still names its pool."""
+    node = {"metadata": {"name": "a", "labels": {"node.kubernetes.io/instance-type": "m6g.xlarge", "karpenter.sh/nodepool": "default"}},
+            "spec": {"providerID": "aws:///ap-southeast-1a/i-0a"}}
+    instances = [
+        {"instance_id": "i-0b", "instance_type": "c6g.2xlarge", "tags": {"karpenter.sh/nodepool": "default"}},
+        {"instance_id": "i-0c", "instance_type": "t4g.xlarge", "tags": {"eks:nodegroup-name": "ng-ondemand"}},
+        {"instance_id": "i-0a", "instance_type": "m6g.xlarge", "tags": {"karpenter.sh/nodepool": "default"}},
+        {"instance_id": "i-0d", "instance_type": "r6g.xlarge", "tags": {"karpenter.sh/nodepool": "spot"}},
+    ]
+    assert r.nodepool_interruptions([node], instances) == [
+        {"nodepool": "default", "interruptions": [{"type": "m6g.xlarge", "id": "i-0a"}, {"type": "c6g.2xlarge", "id": "i-0b"}]},
+        {"nodepool": "spot", "interruptions": [{"type": "r6g.xlarge", "id": "i-0d"}]},
+    ]
+    assert r.nodepool_interruptions([], instances[1:2]) == []
+
+
 def test_interruptions_outside_the_window_or_of_other_types_do_not_count():
     pool, now = POOL, 1_000_000
     for offset, instance_type in ((0, "m6g.xlarge"), (10, "r6g.xlarge"), (4000, "m6g.xlarge")):

@@ -25,7 +25,9 @@ description:
   - C(spot_interruptions_patch) records spot interruptions (instance type, instance id, time) on a NodePool and,
     when N interruptions of one type fall within the window, widens its instance types or asks for the fallback
     pool's weight to rise; C(spot_revert_patch) undoes the widening
-    after a quiet period. C(nodepool_interruptions) groups interrupted Nodes by their NodePool for it.
+    after a quiet period. C(nodepool_interruptions) groups interrupted Nodes by their NodePool for it; its
+    optional argument, EC2 instances as C(amazon.aws.ec2_instance_info) returns them, adds the instances whose
+    Node is gone, by their C(karpenter.sh/nodepool) tag and instance type.
   - C(cordon_patches) returns the patches cordoning some Nodes, for one k8s task (state patched).
   - C(remediation_events) returns the Kubernetes Events recording a remediation on each object it touched.
 options:
@@ -122,17 +124,28 @@ def remediation_events(objects, reason, message, component, timestamp, key):
     return events
 
 
-def nodepool_interruptions(nodes):
+def nodepool_interruptions(nodes, instances=None):
     """The interruptions of some Nodes, by the Karpenter NodePool that made them (nodes of none are left out):
-    [{"nodepool": name, "interruptions": [{"type": instance type, "id": instance id}]}], in first-seen order."""
+    [{"nodepool": name, "interruptions": [{"type": instance type, "id": instance id}]}], in first-seen order.
+
+    instances: EC2 instances (as amazon.aws.ec2_instance_info returns them) whose Node is already gone, as
+    when Karpenter drained and deleted it first; Karpenter tags each instance it launches with its NodePool."""
     pools = {}
+    seen = set()
     for node in nodes or []:
         labels = (node.get("metadata") or {}).get("labels") or {}
         pool = labels.get("karpenter.sh/nodepool")
         if not pool:
             continue
         instance_id = (((node.get("spec") or {}).get("providerID")) or "").rsplit("/", 1)[-1] or None
+        seen.add(instance_id)
         pools.setdefault(pool, []).append({"type": labels.get(INSTANCE_TYPE_KEY, "unknown"), "id": instance_id})
+    for instance in instances or []:
+        pool = (instance.get("tags") or {}).get("karpenter.sh/nodepool")
+        if not pool or instance.get("instance_id") in seen:
+            continue
+        seen.add(instance.get("instance_id"))
+        pools.setdefault(pool, []).append({"type": instance.get("instance_type") or "unknown", "id": instance.get("instance_id")})
     return [{"nodepool": name, "interruptions": items} for name, items in pools.items()]
 
 
