@@ -24,7 +24,8 @@ The Budgets additions (UpdateBudget, UpdateNotification, the subscriber operatio
 NotFoundException for a missing budget) are in lab/aws_budgets.py. What the real Karpenter AWS
 controller needs beyond moto is in lab/aws_ec2.py (the tutorial's instance types and spot prices,
 instant EC2 Fleets, capacity reservations), lab/aws_eks_amis.py (the EKS-optimized AL2023 AMIs
-and their public SSM parameters) and lab/aws_pricing.py (the Price List API's GetProducts). EKS Pod Identity's
+and their public SSM parameters), lab/aws_pricing.py (the Price List API's GetProducts) and lab/aws_iam.py
+(ListInstanceProfiles' PathPrefix). EKS Pod Identity's
 credentials come from EKS Auth's AssumeRoleForPodIdentity (lab/aws_eks_auth.py), IRSA's from STS
 (lab/aws_sts.py). install_extensions() installs them all.
 
@@ -50,7 +51,7 @@ from moto.eks.exceptions import (
 from moto.eks.models import EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 
-from lab import aws_budgets, aws_ec2, aws_eks_amis, aws_eks_auth, aws_pricing, aws_sts
+from lab import aws_budgets, aws_ec2, aws_eks_amis, aws_eks_auth, aws_iam, aws_pricing, aws_sts
 
 AUTH_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 # EKS only lets a cluster move towards API: CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
@@ -480,6 +481,7 @@ def install_extensions():
     aws_budgets.install()
     aws_ec2.install()
     aws_eks_amis.install()
+    aws_iam.install()
     aws_pricing.install()
     aws_sts.install()
     aws_eks_auth.install()
