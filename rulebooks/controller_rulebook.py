@@ -20,9 +20,12 @@ from pathlib import Path
 import yaml
 
 RULEBOOKS = Path(__file__).resolve().parent
+# The job templates' naming rule is the collection's job_template_name filter, which the controller role names them with.
+sys.path.insert(0, str(RULEBOOKS.parent / "collections"))
+from ansible_collections.eks_autoscaling.core.plugins.filter.job_template_name import job_template_name  # noqa: E402
+
 CLI_RULEBOOK = RULEBOOKS / "cluster_events.yml"
 CONTROLLER_RULEBOOK = RULEBOOKS / "cluster_events_controller.yml"
-PLAYBOOKS_PREFIX = "playbooks/"
 
 HEADER = """\
 ---
@@ -39,15 +42,6 @@ HEADER = """\
 """
 
 
-def job_template_name(playbook):
-    """The job template roles/controller makes for a playbook of this project: the prefix, then the playbook's path
-    under playbooks/ without .yml (playbooks/remediation/drain_node.yml -> "<prefix> remediation/drain_node").
-    roles/controller/tasks/job_templates.yml names them by the same rule."""
-    if not playbook.startswith(PLAYBOOKS_PREFIX) or not playbook.endswith(".yml"):
-        raise ValueError(f"not a playbook of this project: {playbook!r}")
-    return "{{ controller_name_prefix }} " + playbook[len(PLAYBOOKS_PREFIX):-len(".yml")]
-
-
 def controller_action(action):
     """The controller form of one rule's action; any action but run_playbook is kept as it is."""
     if "run_playbook" not in action:
@@ -59,7 +53,7 @@ def controller_action(action):
         raise ValueError(f"run_playbook options with no controller mapping yet: {sorted(unsupported)}")
     return {
         "run_job_template": {
-            "name": job_template_name(run_playbook["name"]),
+            "name": job_template_name(run_playbook["name"], "{{ controller_name_prefix }}"),
             "organization": "{{ controller_organization }}",
             "job_args": {"limit": "{{ controller_job_limit }}"},
         }
