@@ -73,11 +73,13 @@ ee: $(STAMP) ## write the execution and decision environment build contexts to b
 controller-rulebook: $(STAMP) ## regenerate rulebooks/cluster_events_controller.yml from rulebooks/cluster_events.yml
 	@$(VPY) rulebooks/controller_rulebook.py
 
-# Project signing for automation controller's content signing: MANIFEST.in lists what is signed;
-# GPG_KEY picks the key (default: gpg's default key).
+# Project signing for automation controller's content signing: MANIFEST.in says what is signed; GPG_KEY picks
+# the key (default: gpg's first). The passphrase comes from gpg-agent: ansible-sign needs GPG_TTY for that, and
+# passing an empty passphrase instead makes a bad signature for a key without one.
 .PHONY: sign
-sign: $(STAMP) ## sign the project (ansible-sign, GPG): writes .ansible-sign/
-	@$(VENV)/bin/ansible-sign project gpg-sign $(if $(GPG_KEY),--fingerprint $(GPG_KEY)) .
+sign: $(STAMP) ## sign the project (ansible-sign, GPG): writes .ansible-sign/, to commit
+	@GPG_TTY=$${GPG_TTY:-$$(tty 2>/dev/null || echo /dev/null)} \
+	  $(VENV)/bin/ansible-sign project gpg-sign $(if $(GPG_KEY),--fingerprint $(GPG_KEY)) .
 
 # -- demo and tests -----------------------------------------------------------------------------
 .PHONY: demo
