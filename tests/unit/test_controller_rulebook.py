@@ -72,3 +72,22 @@ def test_job_template_name_refuses_what_is_not_a_playbook_of_the_project(playboo
 
     with pytest.raises(AnsibleFilterError):
         generator.job_template_name(playbook, "p")
+
+
+def test_ansible_rulebook_parses_the_controller_rulebook_into_run_job_template_actions(monkeypatch):
+    """ansible-rulebook's own parser, which resolves the event source in our collection as EDA controller's DE does."""
+    from ansible_rulebook import collection
+    from ansible_rulebook.conf import settings
+    from ansible_rulebook.rules_parser import parse_rule_sets
+
+    monkeypatch.setattr(settings, "ansible_galaxy_path", str(REPO / ".venv" / "bin" / "ansible-galaxy"))
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(REPO / "collections"))
+    variables = {**yaml.safe_load((REPO / "rulebooks" / "vars" / "eks.example.yml").read_text()),
+                 "controller_name_prefix": "eks-autoscaling", "controller_organization": "Default", "controller_job_limit": "localhost"}
+    collection.find_collection.cache_clear()
+    try:
+        actions = {action.action for ruleset in parse_rule_sets(CONTROLLER, variables) for rule in ruleset.rules for action in rule.actions}
+    finally:
+        # Found under this test's settings: not a result for other tests.
+        collection.find_collection.cache_clear()
+    assert actions == {"run_job_template", "debug"}
