@@ -62,6 +62,25 @@ lab-env: $(STAMP) ## print shell exports: eval "$$(make -s lab-env)"
 lab-inject: $(STAMP) ## inject an event: make lab-inject EVENT=spot-interruption INSTANCE=i-... [ARGS=...]
 	@$(LABCTL) inject $(EVENT) $(if $(INSTANCE),--instance-id $(INSTANCE)) $(ARGS)
 
+# -- AWX / automation controller / EDA controller ------------------------------------------------
+# Build contexts only: `ansible-builder build` (podman or docker) turns them into images elsewhere.
+.PHONY: ee
+ee: $(STAMP) ## write the execution and decision environment build contexts to build/ee and build/de
+	@$(VENV)/bin/ansible-builder create -f ee/execution-environment.yml -c build/ee --output-filename Containerfile
+	@$(VENV)/bin/ansible-builder create -f ee/decision-environment.yml -c build/de --output-filename Containerfile
+
+.PHONY: controller-rulebook
+controller-rulebook: $(STAMP) ## regenerate rulebooks/cluster_events_controller.yml from rulebooks/cluster_events.yml
+	@$(VPY) rulebooks/controller_rulebook.py
+
+# Project signing for automation controller's content signing: MANIFEST.in says what is signed; GPG_KEY picks
+# the key (default: gpg's first). The passphrase comes from gpg-agent: ansible-sign needs GPG_TTY for that, and
+# passing an empty passphrase instead makes a bad signature for a key without one.
+.PHONY: sign
+sign: $(STAMP) ## sign the project (ansible-sign, GPG): writes .ansible-sign/, to commit
+	@GPG_TTY=$${GPG_TTY:-$$(tty 2>/dev/null || echo /dev/null)} \
+	  $(VENV)/bin/ansible-sign project gpg-sign $(if $(GPG_KEY),--fingerprint $(GPG_KEY)) .
+
 # -- demo and tests -----------------------------------------------------------------------------
 .PHONY: demo
 demo: lab-up ## build what is needed, start the lab, converge site.yml and the event bus on it, print a summary
