@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import labctl
+from lab.ctl import config, tools
 
 MODULE = "github.com/aws/karpenter-provider-aws"
 CHART_NAME = "karpenter"
@@ -39,13 +39,13 @@ CHARTS = (CHART_NAME, CRD_CHART_NAME)
 # this release is never built, only its charts are packaged. v1.13.1's CRDs lack what v1.14 added (the
 # capacitybuffers CRD, consolidationPolicy Balanced), which the upgrade test looks for.
 PREVIOUS_KARPENTER_VERSION = "v1.13.1"
-# Ports the lab may use (lab/labctl.py): the repository never listens there.
+# Ports the lab may use (lab/ctl/config.py): the repository never listens there.
 LAB_PORTS = range(36000, 36901)
 # Part of the cache's directory names: archives packaged before the CRDs were put back are not reused.
 LAYOUT = "-with-crds"
 
 
-class ChartRepoError(labctl.LabError):
+class ChartRepoError(config.LabError):
     """A failure building the charts or the repository, printed as one line."""
 
 
@@ -60,7 +60,7 @@ class ChartRepo:
 
 def versions_file():
     # The same file build.sh sources, so the charts in the bin dir are the version read here.
-    return Path(os.environ.get("LAB_VERSIONS_FILE", labctl.REPO / "lab" / "versions.env"))
+    return Path(os.environ.get("LAB_VERSIONS_FILE", config.REPO / "lab" / "versions.env"))
 
 
 def read_versions(path):
@@ -118,6 +118,15 @@ def module_dir(module, version):
     return Path(info["Dir"])
 
 
+def karpenter_crd_chart():
+    """charts/karpenter-crd of the Karpenter AWS provider at the lab's Karpenter version, from the Go module cache.
+
+    The nodepools role validates NodePools and EC2NodeClasses against the CRDs of this chart, as it does on EKS
+    with the published OCI chart of the same version.
+    """
+    return module_dir(MODULE, lab_karpenter_version()) / "charts" / CRD_CHART_NAME
+
+
 def helm(helm_binary, *args):
     result = subprocess.run([str(helm_binary), *args], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
@@ -168,7 +177,7 @@ def _staged(final, cache_root):
 
 
 def _bins(bins):
-    bins = Path(bins) if bins else labctl.bin_dir(build=False)
+    bins = Path(bins) if bins else tools.bin_dir(build=False)
     if bins is None:
         raise ChartRepoError("the lab binaries are not built: run `make lab-build`")
     return bins
@@ -186,7 +195,7 @@ def lab_charts(bins=None, cache_root=None):
     archives = {name: final / f"{name}-{chart_version(version)}.tgz" for name in CHARTS}
     if not all(path.is_file() for path in archives.values()):
         with _staged(final, cache_root) as staging:
-            package(module_dir(MODULE, version), version, labctl.tool("helm", bins), staging, charts_dir=bins / "karpenter-aws-charts")
+            package(module_dir(MODULE, version), version, tools.tool("helm", bins), staging, charts_dir=bins / "karpenter-aws-charts")
     return archives
 
 
@@ -202,11 +211,11 @@ def karpenter_chart_repo(bins=None, old=PREVIOUS_KARPENTER_VERSION, cache_root=N
     if (final / "index.yaml").is_file():
         return repo
     with _staged(final, cache_root) as staging:
-        package(module_dir(MODULE, old), old, labctl.tool("helm", bins), staging)
+        package(module_dir(MODULE, old), old, tools.tool("helm", bins), staging)
         for archive in lab_charts(bins, cache_root).values():
             shutil.copy2(archive, staging / archive.name)
         # No --url: the index names the archives relatively, so one build serves on any port.
-        helm(labctl.tool("helm", bins), "repo", "index", str(staging))
+        helm(tools.tool("helm", bins), "repo", "index", str(staging))
     return repo
 
 
@@ -246,13 +255,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         repo = karpenter_chart_repo(old=args.old)
-    except labctl.LabError as error:
-        labctl.log(f"error: {error}")
+    except config.LabError as error:
+        config.log(f"error: {error}")
         return 1
     print(repo.path, flush=True)
     if args.serve:
         with serve(repo.path) as url:
-            labctl.log(f"charts {repo.chart} and {repo.crd_chart} {repo.old_version} and {repo.new_version} at {url} (Ctrl-C stops)")
+            config.log(f"charts {repo.chart} and {repo.crd_chart} {repo.old_version} and {repo.new_version} at {url} (Ctrl-C stops)")
             print(url, flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 threading.Event().wait()

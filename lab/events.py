@@ -18,6 +18,8 @@ import uuid
 
 import boto3
 
+from lab.ctl.tools import kubectl
+
 REGION = "ap-southeast-1"
 REGION_NAMES = {"ap-southeast-1": "Asia Pacific (Singapore)", "us-east-1": "US East (N. Virginia)"}
 
@@ -208,8 +210,6 @@ def inject(endpoint_url, event, instance_id=None, node=None, region=REGION, even
     account = sts.get_caller_identity()["Account"]
     if event in EVENT_TYPES:
         if node and not instance_id:
-            from lab.labctl import kubectl
-
             instance_id = instance_id_for_node(node, kubectl)
         if not instance_id:
             raise ValueError(f"event {event} needs --instance-id or --node")

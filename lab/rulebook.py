@@ -8,22 +8,22 @@ import signal
 import subprocess
 from pathlib import Path
 
-from lab import labctl
+from lab.ctl import config, tools
 
 JAVA_HOME = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
 
 
 def lab_environment():
-    bins = labctl.bin_dir(build=False)
-    venv_bin = labctl.REPO / ".venv" / "bin"
+    bins = tools.bin_dir(build=False)
+    venv_bin = config.REPO / ".venv" / "bin"
     return {
         **os.environ,
-        "KUBECONFIG": str(labctl.KUBECONFIG),
-        **labctl.AWS_ENV,
+        "KUBECONFIG": str(config.KUBECONFIG),
+        **config.AWS_ENV,
         # ansible-rulebook looks collections up with ansible-galaxy, which must be on PATH.
         "PATH": f"{venv_bin}:{bins}:{os.environ['PATH']}",
         "JAVA_HOME": JAVA_HOME,
-        "ANSIBLE_CONFIG": str(labctl.REPO / "ansible.cfg"),
+        "ANSIBLE_CONFIG": str(config.REPO / "ansible.cfg"),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -37,9 +37,9 @@ class Rulebook:
     def start(self):
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
-                [str(labctl.REPO / ".venv" / "bin" / "ansible-rulebook"), "-r", "rulebooks/cluster_events.yml",
+                [str(config.REPO / ".venv" / "bin" / "ansible-rulebook"), "-r", "rulebooks/cluster_events.yml",
                  "-i", "inventories/lab", "--vars", self.vars_file, "-v"],
-                cwd=labctl.REPO, env=lab_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=config.REPO, env=lab_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
     def alive(self):

@@ -27,7 +27,7 @@ if str(COLLECTIONS) not in sys.path:
 
 REGION = "ap-southeast-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-# Ports the lab (lab/labctl.py) may use; never probe or bind them.
+# Ports the lab (lab/ctl/config.py) may use; never probe or bind them.
 LAB_PORTS = range(36000, 36901)
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 POD_IDENTITY_TRUST = {"Version": "2012-10-17", "Statement": [

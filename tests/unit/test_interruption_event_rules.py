@@ -16,7 +16,7 @@ from ansible_collections.eks_autoscaling.core.plugins.lookup.interruption_event_
 from lab import events as lab_events
 
 from .conftest import REGION, make_client
-from .test_sqs_event_source import eventbridge_body, sqs_events
+from .test_sqs_event_parsing import eventbridge_body, sqs_event_parsing
 
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = Path("/work/.mirror/aws+karpenter-provider-aws/repo")
@@ -111,12 +111,12 @@ def test_each_lab_event_reaches_exactly_the_rule_of_its_type(aws_endpoint):
     for suffix, url in queues.items():
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
         assert len(messages) == 1, f"{suffix}: {len(messages)} message(s)"
-        event = sqs_events.parse_body(messages[0]["Body"])
+        event = sqs_event_parsing.parse_body(messages[0]["Body"])
         assert event["kind"] == LAB_EVENT[suffix][1]
         assert [event["detail_type"]] == next(r["pattern"]["detail-type"] for r in interruption_event_rules() if r["suffix"] == suffix)
 
 
 @pytest.mark.parametrize("suffix", list(LAB_EVENT))
 def test_the_event_source_understands_every_forwarded_type(suffix):
-    event = sqs_events.parse_body(eventbridge_body(LAB_EVENT[suffix][0], "i-0123456789abcdef0"))
+    event = sqs_event_parsing.parse_body(eventbridge_body(LAB_EVENT[suffix][0], "i-0123456789abcdef0"))
     assert event["kind"] == LAB_EVENT[suffix][1] and event["instance_ids"] == ["i-0123456789abcdef0"]

@@ -24,22 +24,11 @@ import random
 import string
 import time
 
-from .test_sqs_event_source import (
-    ACCOUNT,
-    CLOUDWATCH_EVENT,
-    REGION,
-    alarm_body,
-    budget_body,
-    counts,
-    eventbridge_body,
-    make_queue,
-    running,
-    sns_body,
-    source_args,
-    sqs,
-    sqs_events,
-    until,
-)
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_event_parsing
+
+from .conftest import REGION
+from .test_sqs_event_parsing import ACCOUNT, CLOUDWATCH_EVENT, alarm_body, budget_body, eventbridge_body, sns_body
+from .test_sqs_event_source import counts, make_queue, running, source_args, sqs, until
 
 # Fixtures of test_sqs_event_source.py, used here by name.
 __all__ = ["make_queue", "source_args", "sqs"]
@@ -100,7 +89,7 @@ class Fuzz:
         """(EventBridge document, expectation) of one documented EC2 or AWS Health event."""
         lab_kind = self.rng.choice(list(INSTANCE_KINDS))
         instance = self.instance_id()
-        state = self.rng.choice(sqs_events.INSTANCE_STATES)
+        state = self.rng.choice(sqs_event_parsing.INSTANCE_STATES)
         doc = json.loads(eventbridge_body(lab_kind, instance, state=state, zone_id="apse1-az1"))
         expected = {"kind": INSTANCE_KINDS[lab_kind], "instance_ids": [instance]}
         if lab_kind == "instance-state-change":
@@ -114,7 +103,7 @@ class Fuzz:
         return doc, expected
 
     def alarm(self):
-        name, state = self.name("billing"), self.rng.choice(sqs_events.ALARM_STATES)
+        name, state = self.name("billing"), self.rng.choice(sqs_event_parsing.ALARM_STATES)
         expected = {"kind": "alarm", "alarm_name": name, "new_state": state}
         shape = self.rng.choice(("sns", "raw", "eventbridge"))
         if shape == "eventbridge":
@@ -315,7 +304,7 @@ def check_event(event, by_id, seen):
         assert message_id not in seen, (SEED, "emitted twice", message_id)
         seen.add(message_id)
         return False
-    assert all(sqs_events.is_ec2_instance_id(i) for i in event["instance_ids"]), (SEED, event["instance_ids"])
+    assert all(sqs_event_parsing.is_ec2_instance_id(i) for i in event["instance_ids"]), (SEED, event["instance_ids"])
     entries = event["batch"] or [{"message_id": event["sqs"]["message_id"], "instance_ids": event["instance_ids"]}]
     assert sorted(event["instance_ids"]) == sorted(i for entry in entries for i in entry["instance_ids"]), SEED
     for entry in entries:
