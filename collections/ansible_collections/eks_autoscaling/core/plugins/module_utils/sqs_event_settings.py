@@ -133,22 +133,22 @@ class SourceConfig:
             self.region = match.group("region") if match else None
 
 
-def _int_arg(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"sqs_events: {name} must be a whole number, got {value!r}")
+def _number_arg(name, value, convert, accepted, meaning):
+    """value as convert() makes it (int or float), from a number or a string; True and False are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        raise ValueError(f"sqs_events: {name} must be {meaning}, got {value!r}")
     try:
-        return int(value)
+        return convert(value)
     except ValueError:
-        raise ValueError(f"sqs_events: {name} must be a whole number, got {value!r}") from None
+        raise ValueError(f"sqs_events: {name} must be {meaning}, got {value!r}") from None
+
+
+def _int_arg(name, value):
+    return _number_arg(name, value, int, (int, str), "a whole number")
 
 
 def _float_arg(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"sqs_events: {name} must be a number of seconds, got {value!r}")
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"sqs_events: {name} must be a number of seconds, got {value!r}") from None
+    return _number_arg(name, value, float, (int, float, str), "a number of seconds")
 
 
 def _bool_arg(name, value):
