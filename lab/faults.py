@@ -1,8 +1,7 @@
 """Faults and whole-state snapshots for the lab's chaos tests (tests/chaos, `make chaos`).
 
-Components are killed and restarted with the lab's own process control: kwokctl's pid files for the
-cluster's components (`kwokctl start cluster` starts exactly the ones not running, labctl's
-restart_dead_components), labctl's for its own. Snapshots are the AWS server's whole state (moto's
+Components are killed and restarted with the lab's own process control: kwokctl's pid files and
+component specs (kwok.yaml) for the cluster's components. Snapshots are the AWS server's whole state (moto's
 /moto-api/data.json, plus EKS, which moto leaves out of it) and every object of every listable kind.
 """
 import json
@@ -17,8 +16,9 @@ from lab import labctl
 # compared by which objects exist, not by their resourceVersion.
 CHURNING = {"events", "events.events.k8s.io", "leases.coordination.k8s.io", "nodes", "pods", "endpoints",
             "endpointslices.discovery.k8s.io", "nodeclaims.karpenter.sh", "nodepools.karpenter.sh",
-            "ec2nodeclasses.karpenter.k8s.aws", "apiservices.apiregistration.k8s.io", "nodes.metrics.k8s.io",
-            "pods.metrics.k8s.io"}
+            "ec2nodeclasses.karpenter.k8s.aws", "apiservices.apiregistration.k8s.io"}
+# Live readings metrics-server serves, not stored objects: a pod's appear after its second scrape.
+READINGS = {"nodes.metrics.k8s.io", "pods.metrics.k8s.io"}
 
 
 def kwok_pid(component):
@@ -39,9 +39,26 @@ def apiserver_ready():
     return result.returncode == 0 and result.stdout.strip() == "ok"
 
 
-def restart_dead_cluster_components(timeout=90):
-    labctl.restart_dead_components()
-    labctl.wait_for("the apiserver ready", apiserver_ready, timeout, interval=1)
+def restart_component(component, timeout=120):
+    """Start a killed component again exactly as kwokctl started it (binary, args and work dir from the
+    cluster's kwok.yaml), its log appended where kwokctl keeps it and its pid where kwokctl (and so
+    lab-down) looks. Not `kwokctl start cluster`: in the middle of the tests it twice left the apiserver
+    down (once hanging over 60 s, once returning without starting it)."""
+    import subprocess
+
+    import yaml
+
+    cluster = labctl.kwok_cluster_dir()
+    config = next(doc for doc in yaml.safe_load_all((cluster / "kwok.yaml").read_text())
+                  if doc and doc.get("kind") == "KwokctlConfiguration")
+    spec = next(c for c in config["components"] if c["name"] == component)
+    with open(cluster / "logs" / f"{component}.log", "ab") as log:
+        process = subprocess.Popen([spec["binary"], *spec.get("args", [])], cwd=spec.get("workDir") or str(cluster),
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    (cluster / "pids" / f"{component}.pid").write_text(str(process.pid))
+    if component == "kube-apiserver":
+        labctl.wait_for("the apiserver ready", apiserver_ready, timeout, interval=1)
+    return process.pid
 
 
 def aws_state():
@@ -76,9 +93,9 @@ def _has_content(value):
 
 
 def cluster_state():
-    """{kind: {namespace/name: resourceVersion}} of every object of every listable kind; for CHURNING kinds
-    the value is None (only which objects exist is compared)."""
-    kinds = labctl.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+    """{kind: {namespace/name: resourceVersion}} of every object of every listable kind but READINGS; for
+    CHURNING kinds the value is None (only which objects exist is compared)."""
+    kinds = [kind for kind in labctl.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split() if kind not in READINGS]
     state = {}
     for kind in kinds:
         result = labctl.kubectl("get", kind, "-A", "-o", "json", check=False, timeout=60)
