@@ -56,6 +56,9 @@ BAD = [
     ("karpenter.yml", {"karpenter_interruption_queue": "queue with spaces"}, "karpenter_interruption_queue"),
     ("karpenter.yml", {"karpenter_cluster_name": "eks.prod"}, "karpenter_cluster_name"),
     ("karpenter.yml", {"karpenter_wait_timeout": 0}, "karpenter_wait_timeout"),
+    ("karpenter.yml", {"karpenter_extra_values": {"podLabels": {"tier": "web\n"}}}, "karpenter_extra_values"),
+    ("karpenter.yml", {"karpenter_extra_values": {"controller": {"resources": {"requests": {"cpu": "lots"}}}}}, "karpenter_extra_values"),
+    ("karpenter.yml", {"karpenter_extra_values": {"priorityClassName": "Not_A_Name"}}, "karpenter_extra_values"),
     ("karpenter.yml", {"nodepools_list": [{"name": "default", "node_class": "default", "labels": {"intent": "apps\n"},
                                            "disruption": {"consolidation_policy": "WhenEmpty", "consolidate_after": "1m"}}]},
      "nodepools_list[0]"),
@@ -81,6 +84,8 @@ BAD = [
     ("autoscaling.yml", {"metrics_server_namespace": "kube_system"}, "metrics_server_namespace"),
     ("autoscaling.yml", {"metrics_server_wait_timeout": 5}, "metrics_server_wait_timeout"),
     ("autoscaling.yml", {"metrics_server_release_name": "Metrics"}, "metrics_server_release_name"),
+    ("autoscaling.yml", {"metrics_server_extra_values": {"resources": {"requests": {"cpu": "2 cores"}}}}, "metrics_server_extra_values"),
+    ("autoscaling.yml", {"metrics_server_extra_values": {"podLabels": {"bad key": "x"}}}, "metrics_server_extra_values"),
     ("autoscaling.yml", {"hpa_autoscalers": [{"name": "web", "namespace": "Shop", "target": {"kind": "Deployment", "name": "web"},
                                               "min_replicas": 1, "max_replicas": 3, "cpu_utilization": 50}]},
      "hpa_autoscalers[0].namespace"),
@@ -193,6 +198,13 @@ GOOD = [
     ("autoscaling.yml", {"demo_app_replicas": 0, "demo_app_cpu": "1m", "demo_app_memory": "1", "demo_app_namespace": "n" * 63,
                          "demo_app_service_port": 65535, "demo_app_pod_annotations": {"note": "Données ünïcode, any text"}}),
     ("autoscaling.yml", {"metrics_server_replicas": 1, "metrics_server_wait_timeout": 10}),
+    # Extra values the chart and the apiserver accept; the ServiceMonitor is not rendered without its kind.
+    ("karpenter.yml", {"karpenter_extra_values": {"podLabels": {"tier": "platform"}, "priorityClassName": "system-cluster-critical",
+                                                  "serviceMonitor": {"enabled": True}}}),
+    # The lab inventory's two values, which -e replaces, kept.
+    ("autoscaling.yml", {"metrics_server_extra_values": {"fullnameOverride": "metrics-server-chart", "apiService": {"create": False},
+                                                         "podLabels": {"tier": "metrics"},
+                                                         "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}}}}),
     ("event_bus.yml", {"event_bus_budget_name": "Budget für das Team " + "x" * 79, "event_bus_billing_alarm_name": "Kosten über 100 €",
                        "event_bus_cost_topic_name": "t" * 256}),
 ]
