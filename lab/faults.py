@@ -10,7 +10,8 @@ import signal
 import time
 import urllib.request
 
-from lab import labctl
+from lab.ctl import config, processes, tools
+from lab.ctl.cluster import kwok_cluster_dir
 
 # Kinds the lab's own controllers write on their own (heartbeats, leader election, status, events):
 # compared by which objects exist, not by their resourceVersion.
@@ -22,20 +23,20 @@ READINGS = {"nodes.metrics.k8s.io", "pods.metrics.k8s.io"}
 
 
 def kwok_pid(component):
-    return labctl.read_pid(labctl.kwok_cluster_dir() / "pids" / f"{component}.pid")
+    return processes.read_pid(kwok_cluster_dir() / "pids" / f"{component}.pid")
 
 
 def kill_component(component):
     """SIGKILL one of the cluster's components (kube-apiserver, etcd, ...), as a crash would."""
     pid = kwok_pid(component)
-    if pid is None or not labctl.pid_alive(pid):
-        raise labctl.LabError(f"{component} is not running")
+    if pid is None or not processes.pid_alive(pid):
+        raise config.LabError(f"{component} is not running")
     os.kill(pid, signal.SIGKILL)
-    labctl.wait_for(f"{component} gone", lambda: not labctl.pid_alive(pid), 10)
+    processes.wait_for(f"{component} gone", lambda: not processes.pid_alive(pid), 10)
 
 
 def apiserver_ready():
-    result = labctl.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+    result = tools.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
     return result.returncode == 0 and result.stdout.strip() == "ok"
 
 
@@ -48,7 +49,7 @@ def restart_component(component, timeout=120):
 
     import yaml
 
-    cluster = labctl.kwok_cluster_dir()
+    cluster = kwok_cluster_dir()
     config = next(doc for doc in yaml.safe_load_all((cluster / "kwok.yaml").read_text())
                   if doc and doc.get("kind") == "KwokctlConfiguration")
     spec = next(c for c in config["components"] if c["name"] == component)
@@ -57,19 +58,19 @@ def restart_component(component, timeout=120):
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     (cluster / "pids" / f"{component}.pid").write_text(str(process.pid))
     if component == "kube-apiserver":
-        labctl.wait_for("the apiserver ready", apiserver_ready, timeout, interval=1)
+        processes.wait_for("the apiserver ready", apiserver_ready, timeout, interval=1)
     return process.pid
 
 
 def aws_state():
     """The AWS server's whole state: moto's dump of every backend, and EKS's clusters with their access
     entries and pod identity associations. Backends moto creates empty on a first read are left out."""
-    with urllib.request.urlopen(f"{labctl.AWS_ENDPOINT}/moto-api/data.json", timeout=60) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"{config.AWS_ENDPOINT}/moto-api/data.json", timeout=60) as response:  # noqa: S310 - loopback
         dump = json.loads(response.read())
     state = {name: backend for name, backend in dump.items() if _has_content(backend)}
     import boto3
 
-    eks = boto3.client("eks", endpoint_url=labctl.AWS_ENDPOINT, region_name=labctl.AWS_ENV["AWS_REGION"],
+    eks = boto3.client("eks", endpoint_url=config.AWS_ENDPOINT, region_name=config.AWS_ENV["AWS_REGION"],
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     clusters = {}
     for name in eks.list_clusters()["clusters"]:
@@ -95,10 +96,10 @@ def _has_content(value):
 def cluster_state():
     """{kind: {namespace/name: resourceVersion}} of every object of every listable kind but READINGS; for
     CHURNING kinds the value is None (only which objects exist is compared)."""
-    kinds = [kind for kind in labctl.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split() if kind not in READINGS]
+    kinds = [kind for kind in tools.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split() if kind not in READINGS]
     state = {}
     for kind in kinds:
-        result = labctl.kubectl("get", kind, "-A", "-o", "json", check=False, timeout=60)
+        result = tools.kubectl("get", kind, "-A", "-o", "json", check=False, timeout=60)
         if result.returncode != 0:  # an aggregated API that is not serving: say so in the state
             state[kind] = "unavailable"
             continue

@@ -16,7 +16,7 @@ import sys
 from lab import events
 from lab.chart_repo import karpenter_crd_chart
 from lab.ctl.cluster import node_manifests
-from lab.ctl.config import AWS_ENDPOINT, AWS_ENV, KUBECONFIG, LOGS, PIDS, PORTS, REPO, STATE, LabError, log
+from lab.ctl.config import AWS_ENDPOINT, AWS_ENV, AWS_FACTS, KUBECONFIG, LOGS, PIDS, PORTS, REPO, STATE, LabError, log
 from lab.ctl.down import cmd_down
 from lab.ctl.env import cmd_env
 from lab.ctl.inject import cmd_inject
@@ -28,7 +28,7 @@ from lab.ctl.up import cmd_up
 # The jobs live in lab/ctl/, one module each; what tests, benchmarks and lab modules take from
 # `lab.labctl` stays importable from here.
 __all__ = [
-    "AWS_ENDPOINT", "AWS_ENV", "KUBECONFIG", "LOGS", "PIDS", "PORTS", "REPO", "STATE", "LabError", "bin_dir",
+    "AWS_ENDPOINT", "AWS_ENV", "AWS_FACTS", "KUBECONFIG", "LOGS", "PIDS", "PORTS", "REPO", "STATE", "LabError", "bin_dir",
     "karpenter_crd_chart", "kubectl", "lab_processes", "log", "main", "node_manifests", "read_pid", "tool",
 ]
 
