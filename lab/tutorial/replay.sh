@@ -49,6 +49,7 @@ step_prerequisites() {
   ng_role=$(aws eks describe-nodegroup --cluster-name "$(aws eks list-clusters --query 'clusters[0]' --output text)" \
     --nodegroup-name "$(aws eks list-nodegroups --cluster-name "$(aws eks list-clusters --query 'clusters[0]' --output text)" --query 'nodegroups[0]' --output text)" \
     --query 'nodegroup.nodeRole' --output text)
+  touch aws-auth-made-by-prerequisites
   kubectl create configmap aws-auth -n kube-system --from-literal=mapRoles="- groups:
   - system:bootstrappers
   - system:nodes
@@ -276,6 +277,7 @@ entries += yaml.safe_load(open("aws-auth-entry.yaml"))
 configmap["data"]["mapRoles"] = yaml.safe_dump(entries, default_flow_style=False, sort_keys=False)
 yaml.safe_dump(configmap, open(path, "w"), default_flow_style=False, sort_keys=False)
 EOF
+  kubectl get configmap aws-auth -n kube-system -o jsonpath='{.data.mapRoles}' > aws-auth-before-3.6.yaml
   KUBE_EDITOR="python3 $TUTORIAL_DIR/insert-entry.py" kubectl edit configmap aws-auth -n kube-system
 }
 
@@ -289,6 +291,8 @@ step_3.8() {
   say "3.8 the Karpenter controller"
   # v1's chart: settings.aws.* became settings.*; the instance profile moved to the EC2NodeClass
   # (step 3.9); no interruptionQueue, since the tutorial never creates that queue.
+  # Noted for the clean-up: the CRDs this install adds (helm skips those a cluster already has).
+  kubectl get crd -o name | sort > crds-before-3.8.txt
   helm upgrade --install karpenter "$(lab_chart)" --version "${KARPENTER_VERSION}" --namespace karpenter --create-namespace \
     --set serviceAccount.annotations."eks\.amazonaws\.com/role-arn"=${KARPENTER_IAM_ROLE_ARN} \
     --set settings.clusterName=${CLUSTER_NAME} \
@@ -297,6 +301,7 @@ step_3.8() {
     --set controller.resources.limits.cpu=1 \
     --set controller.resources.limits.memory=1Gi \
     --wait
+  kubectl get crd -o name | sort | comm -13 crds-before-3.8.txt - > crds-made-by-3.8.txt
   kubectl get all -n karpenter
 }
 
@@ -511,14 +516,26 @@ step_cleanup() {
   fi
   helm uninstall karpenter --namespace karpenter --wait 2>/dev/null || true
   kubectl delete namespace karpenter --ignore-not-found --wait=true
-  # The CRDs the chart installed (helm leaves a chart's crds/ behind on uninstall).
-  for crd in $(kubectl get crd -o name | grep -E '\.karpenter\.(sh|k8s\.aws)$|capacitybuffers\.autoscaling\.x-k8s\.io$'); do
-    kubectl delete "$crd" --ignore-not-found --wait=true
+  # The CRDs step 3.8 added (helm leaves a chart's crds/ behind on uninstall), not those already there.
+  if [[ -f crds-made-by-3.8.txt ]]; then
+    for crd in $(cat crds-made-by-3.8.txt); do
+      kubectl delete "$crd" --ignore-not-found --wait=true
+    done
+  fi
+  # aws-auth as it was: gone if the prerequisites made it, else its mapRoles from before step 3.6.
+  if [[ -f aws-auth-made-by-prerequisites ]]; then
+    kubectl delete configmap aws-auth -n kube-system --ignore-not-found
+  elif [[ -f aws-auth-before-3.6.yaml ]]; then
+    kubectl create configmap aws-auth -n kube-system --from-file=mapRoles=aws-auth-before-3.6.yaml --dry-run=client -o yaml \
+      | kubectl patch configmap aws-auth -n kube-system --type merge --patch-file /dev/stdin
+  fi
+  # The tags of step 3.5, on what it tagged: the node groups' subnets and the cluster security group.
+  local resources nodegroup
+  resources=$(aws eks describe-cluster --name "${CLUSTER_NAME}" --query "cluster.resourcesVpcConfig.clusterSecurityGroupId" --output text)
+  for nodegroup in $(aws eks list-nodegroups --cluster-name "${CLUSTER_NAME}" --query 'nodegroups' --output text); do
+    resources="$resources $(aws eks describe-nodegroup --cluster-name "${CLUSTER_NAME}" --nodegroup-name "$nodegroup" --query 'nodegroup.subnets' --output text)"
   done
-  kubectl delete configmap aws-auth -n kube-system --ignore-not-found
-  local resources
-  resources=$(aws ec2 describe-tags --filters "Name=key,Values=karpenter.sh/discovery" --query 'Tags[].ResourceId' --output text)
-  [[ -z "$resources" ]] || aws ec2 delete-tags --tags "Key=karpenter.sh/discovery" --resources $resources
+  aws ec2 delete-tags --tags "Key=karpenter.sh/discovery,Value=${CLUSTER_NAME}" --resources $resources
   local profile="KarpenterNodeInstanceProfile-${CLUSTER_NAME}" node_role="KarpenterNodeRole-${CLUSTER_NAME}" controller_role="KarpenterControllerRole-${CLUSTER_NAME}"
   if aws iam get-instance-profile --instance-profile-name "$profile" >/dev/null 2>&1; then
     aws iam remove-role-from-instance-profile --instance-profile-name "$profile" --role-name "$node_role" 2>/dev/null || true
@@ -534,7 +551,7 @@ step_cleanup() {
     aws iam delete-role-policy --role-name "$controller_role" --policy-name "KarpenterControllerPolicy-${CLUSTER_NAME}" 2>/dev/null || true
     aws iam delete-role --role-name "$controller_role"
   fi
-  rm -f env.sh
+  rm -f env.sh crds-before-3.8.txt crds-made-by-3.8.txt aws-auth-made-by-prerequisites aws-auth-before-3.6.yaml
 }
 
 STEPS=(prerequisites 2.2 2.3 3.1 3.2 3.3 3.4 3.5 3.6 3.7 3.8 3.9 4.1 4.2 4.3 4.4 4.5 4.6 4.7 4.8 5.1 5.2 5.3 5.4 6.1 6.2 6.3 6.4 6.5 7)

@@ -85,7 +85,9 @@ def test_chapter_3_by_hand_makes_the_roles_tags_and_aws_auth_entry(replay, aws, 
     assert iam.list_role_policies(RoleName=f"KarpenterControllerRole-{CLUSTER}")["PolicyNames"] == [f"KarpenterControllerPolicy-{CLUSTER}"]
     cluster = aws("eks").describe_cluster(name=CLUSTER)["cluster"]
     nodegroup = aws("eks").describe_nodegroup(clusterName=CLUSTER, nodegroupName="ng-ondemand")["nodegroup"]
-    tagged = {t["ResourceId"] for t in aws("ec2").describe_tags(Filters=[{"Name": "key", "Values": ["karpenter.sh/discovery"]}])["Tags"]}
+    # Subnets and security groups: instances and volumes an earlier test's node class tagged may still be listed.
+    tagged = {t["ResourceId"] for t in aws("ec2").describe_tags(Filters=[
+        {"Name": "key", "Values": ["karpenter.sh/discovery"]}, {"Name": "resource-type", "Values": ["subnet", "security-group"]}])["Tags"]}
     assert tagged == {*nodegroup["subnets"], cluster["resourcesVpcConfig"]["clusterSecurityGroupId"]}
     # The on-demand app of chapter 2 ran and is gone again, as the tutorial leaves it.
     assert not kube_json("namespaces", "--field-selector", "metadata.name=nlb-app-ondemand")["items"]
