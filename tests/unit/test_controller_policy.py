@@ -32,6 +32,8 @@ from ansible.utils.collection_loader import AnsibleCollectionConfig
 from lab.iam_eval import IamEvaluator
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "iam"
+# The iam role's dependency: the cluster's names, partition and ARNs, whose defaults the role sees under its own.
+CLUSTER_ROLE = ROLE.parent / "eks_cluster"
 ACCOUNT = "111122223333"
 PRINCIPAL = f"arn:aws:iam::{ACCOUNT}:role/KarpenterControllerRole-eksworkshop"
 # The inline policies of a role may total 10,240 characters, whitespace not counted (IAM quotas).
@@ -49,22 +51,37 @@ def trusted(value):
     return value
 
 
+def partition_of(region):
+    """eks_cluster_partition, by the function behind the role's aws_partition filter: a test module that imported
+    ansible_collections as a plain package before this one leaves the templar unable to find filters by name."""
+    from ansible_collections.eks_autoscaling.core.plugins.module_utils import input_rules  # after init_plugin_loader
+
+    return input_rules.region_partition(str(region))
+
+
+def role_defaults(loader):
+    """The defaults the iam role runs with: its dependency's, then its own over them."""
+    return {**loader.load_from_file(str(CLUSTER_ROLE / "defaults" / "main.yml")), **loader.load_from_file(str(ROLE / "defaults" / "main.yml"))}
+
+
 def render(**overrides):
     """The policy document the role attaches, rendered from the role's defaults (and overrides)."""
     if AnsibleCollectionConfig.collection_finder is None:  # once per process, as ansible-playbook does
         init_plugin_loader()
     loader = DataLoader()
-    variables = trusted(loader.load_from_file(str(ROLE / "defaults" / "main.yml")))
-    # What tasks/facts.yml sets from the account before the template is used.
-    variables.update(iam_account_id=ACCOUNT, **overrides)
+    variables = trusted(role_defaults(loader))
+    # The inventory host (the cluster) and what eks_cluster's account.yml reads before the template is used.
+    variables.update(inventory_hostname="eksworkshop", eks_cluster_identity={"account": ACCOUNT, "arn": PRINCIPAL}, **overrides)
+    variables["eks_cluster_partition"] = partition_of(variables["eks_cluster_region"])
     templar = Templar(loader=loader, variables=variables)
     template = ROLE / "templates" / "controller-policy.json.j2"
     return json.loads(templar.template(trust_as_template(f"{{{{ lookup('ansible.builtin.template', {str(template)!r}) }}}}")))
 
 
-DEFAULTS = DataLoader().load_from_file(str(ROLE / "defaults" / "main.yml"))
-CLUSTER = DEFAULTS["iam_cluster_name"]
-REGION = DEFAULTS["iam_region"]
+DEFAULTS = role_defaults(DataLoader())
+# eks_cluster_name is the inventory host's name unless set; render() names the host eksworkshop.
+CLUSTER = "eksworkshop"
+REGION = DEFAULTS["eks_cluster_region"]
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/KarpenterNodeRole-{CLUSTER}"
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{CLUSTER}"
 CLUSTER_ARN = f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{CLUSTER}"
@@ -304,7 +321,7 @@ def test_rendered_with_the_role_defaults(policy):
 
 
 def test_china_partition(evaluator):
-    cn = render(iam_partition="aws-cn", iam_region="cn-north-1")
+    cn = render(eks_cluster_region="cn-north-1")
     role = f"arn:aws-cn:iam::{ACCOUNT}:role/KarpenterNodeRole-{CLUSTER}"
     assert evaluator.evaluate(principal=f"arn:aws-cn:iam::{ACCOUNT}:role/c", action="iam:PassRole", resource=role,
                               context={"iam:PassedToService": "ec2.amazonaws.com.cn"}, identity_policies=[cn]).allowed

@@ -15,7 +15,9 @@ ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "nodepools" / "d
 def _defaults():
     """The role's defaults with their Jinja resolved the way Ansible would for the tutorial."""
     text = ROLE_DEFAULTS.read_text()
-    text = text.replace("{{ nodepools_cluster_name }}", "eksworkshop")
+    # The node role and the discovery tag are the eks_cluster role's, for the host eksworkshop.
+    text = text.replace('"{{ eks_cluster_node_role_name }}"', "KarpenterNodeRole-eksworkshop")
+    text = text.replace('"{{ {eks_cluster_discovery_tag_key: eks_cluster_name} }}"', "{karpenter.sh/discovery: eksworkshop}")
     data = yaml.safe_load(text)
     return data["nodepools_node_classes"], data["nodepools_list"]
 

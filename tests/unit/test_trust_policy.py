@@ -12,7 +12,7 @@ from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from lab.iam_eval import IamEvalError, IamEvaluator, evaluate_trust_policy, oidc_issuer
 
-from .test_controller_policy import ROLE, trusted
+from .test_controller_policy import ROLE, partition_of, role_defaults, trusted
 
 ACCOUNT = "111122223333"
 ISSUER = "oidc.eks.ap-southeast-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
@@ -24,15 +24,15 @@ def task_vars():
     loader = DataLoader()
     tasks = loader.load_from_file(str(ROLE / "tasks" / "controller_role.yml"))
     task = next(t for t in tasks if "iam_irsa_trust" in t.get("vars", {}))
-    defaults = loader.load_from_file(str(ROLE / "defaults" / "main.yml"))
-    return loader, trusted({**defaults, **task["vars"]})
+    return loader, trusted({**role_defaults(loader), **task["vars"]})
 
 
 def render(name, **facts):
     if AnsibleCollectionConfig.collection_finder is None:
         init_plugin_loader()
     loader, variables = task_vars()
-    variables.update(iam_account_id=ACCOUNT, iam_partition="aws", iam_cluster={"oidc_provider": ISSUER}, **facts)
+    variables.update(inventory_hostname="eksworkshop", eks_cluster_identity={"account": ACCOUNT}, iam_cluster={"oidc_provider": ISSUER}, **facts)
+    variables["eks_cluster_partition"] = partition_of(variables["eks_cluster_region"])
     return Templar(loader=loader, variables=variables).template(variables[name])
 
 
@@ -70,7 +70,7 @@ def test_other_tokens_may_not_assume(evaluator, trust, provider, sub, aud, why):
 
 
 def test_the_role_settings_flow_into_the_trust(evaluator):
-    trust = render("iam_irsa_trust", iam_service_account_namespace="kube-system", iam_service_account_name="karpenter-ctl")
+    trust = render("iam_irsa_trust", eks_cluster_karpenter_namespace="kube-system", eks_cluster_karpenter_service_account="karpenter-ctl")
     role = f"arn:aws:iam::{ACCOUNT}:role/KarpenterControllerRole-eksworkshop"
     allow = evaluate_trust_policy(trust, role_arn=role, provider_arn=PROVIDER, sub="system:serviceaccount:kube-system:karpenter-ctl",
                                   aud="sts.amazonaws.com", evaluator=evaluator)

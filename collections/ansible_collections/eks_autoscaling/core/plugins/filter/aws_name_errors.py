@@ -39,7 +39,7 @@ options:
     type: str
     required: true
     choices: [iam_role, iam_policy, iam_instance_profile, sqs_queue, eventbridge_rule, sns_topic, budget, eks_cluster,
-              cloudwatch_alarm, subnet_id, security_group_id]
+              cloudwatch_alarm, subnet_id, security_group_id, account_id]
 """
 
 EXAMPLES = r"""

@@ -65,6 +65,8 @@ AWS_NAMES = {
     "cloudwatch_alarm": (r"[^\x00-\x1f\x7f]+", 1, 255, "a CloudWatch alarm name (1-255 characters, no control characters)"),
     "subnet_id": (r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})", 1, 24, "a subnet id (subnet- and 8 or 17 lowercase hexadecimal characters)"),
     "security_group_id": (r"sg-(?:[0-9a-f]{8}|[0-9a-f]{17})", 1, 20, "a security group id (sg- and 8 or 17 lowercase hexadecimal characters)"),
+    # The account id of every ARN and of STS GetCallerIdentity.
+    "account_id": (r"[0-9]{12}", 12, 12, "an AWS account id (12 digits)"),
 }
 _AWS_NAME_RES = {kind: re.compile(rule[0], re.ASCII) for kind, rule in AWS_NAMES.items()}
 _SCRIPT = re.compile(r"<script>.*</script>", re.IGNORECASE | re.DOTALL)
