@@ -105,7 +105,7 @@ def test_a_remediation_job_template_launched_by_the_controller_rulebook_cordons_
              "dedup_key": f"rebalance_recommendation:{instance_id}", "time": "2026-11-27T12:00:00Z",
              "sqs": {"queue_url": url, "receipt_handle": message["ReceiptHandle"], "message_id": message["MessageId"]}}
     job_template, limit, extra_vars = launch_from_rule("Act on a rebalance recommendation", event)
-    assert (job_template, limit) == (f"{PREFIX} remediation/cordon_node", "localhost")
+    assert (job_template, limit) == (f"{PREFIX} remediation/cordon_node", "eksworkshop")
     assert extra_vars["ansible_eda"]["event"] == event
 
     def in_flight():

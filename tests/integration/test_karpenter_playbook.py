@@ -201,7 +201,7 @@ def test_crds_installed_by_hand_are_adopted_without_deleting_a_nodepool(lab_env,
          'nodepools_list[0] (default): spec.template.spec.requirements[0].operator: Unsupported value: "Inn"'),
         ({"nodepools_list": [{"name": "default", "node_class": "default", "disruption": {"consolidation_policy": "WhenEmpty"}}]},
          "nodepools_list[0] (default): spec.disruption.consolidateAfter: Required value"),
-        ({"karpenter_controller_role_arn": "arn:aws:iam::12345:role/x"}, "karpenter_controller_role_arn: \"arn:aws:iam::12345:role/x\" is not an IAM role ARN"),
+        ({"eks_cluster_controller_role_arn": "arn:aws:iam::12345:role/x"}, "eks_cluster_controller_role_arn: \"arn:aws:iam::12345:role/x\" is not an IAM role ARN"),
     ],
 )
 def test_bad_values_fail_before_any_change(kube_json, lab_env, converged, extra, message):
@@ -251,7 +251,7 @@ def test_aws_auth_configmap_mode_merges_keeps_and_refuses(kubectl, kube_json, co
 
 def test_unknown_aws_auth_mode_fails_before_any_change(aws, converged):
     before = aws_snapshot(aws)
-    result = playbook(extra={"aws_auth_mode": "sideways", "iam_node_role_name": "SomethingNew"}, check=False)
+    result = playbook(extra={"aws_auth_mode": "sideways", "eks_cluster_node_role_name": "SomethingNew"}, check=False)
     assert result.returncode != 0
     assert "value of aws_auth_mode must be one of: auto, configmap, access_entry, got: sideways" in result.stdout
     assert aws_snapshot(aws) == before
@@ -266,7 +266,7 @@ def controller_env(lab):
 
 
 def test_pod_identity_mode_uses_an_association_and_no_irsa_annotation(lab, aws, kube_json, converged):
-    extra = {"iam_controller_identity": "pod_identity", "karpenter_identity_mode": "pod_identity"}
+    extra = {"eks_cluster_controller_identity": "pod_identity"}
     seen = {name: len(lab_log_lines(name)) for name in ("aws", "karpenter")}
     try:
         playbook("--tags", "iam,karpenter", extra=extra)
