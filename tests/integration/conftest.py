@@ -79,9 +79,10 @@ def aws(lab):
     return _client
 
 
-def run_playbook(name, *args, extra=None, check=True, timeout=900):
-    """ansible-playbook -i inventories/lab playbooks/<name> [args] [-e extra]."""
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventories" / "lab"), str(REPO / "playbooks" / name), *args]
+def run_playbook(name, *args, extra=None, check=True, timeout=900, inventory=None):
+    """ansible-playbook -i inventories/lab (or another inventory) playbooks/<name> [args] [-e extra]."""
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory or REPO / "inventories" / "lab"),
+           str(REPO / "playbooks" / name), *args]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]
     result = subprocess.run(cmd, cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},

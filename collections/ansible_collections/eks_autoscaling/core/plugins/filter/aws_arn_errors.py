@@ -16,7 +16,7 @@ description:
     name and the path printable ASCII between slashes; with C(partition), also that the ARN is in that partition.
   - >-
     Returns a list of messages, each starting with the variable (and the key or item inside it), such as
-    C(aws_auth_node_role_arn: "arn:aws:iam::12:role/x" is not an IAM role ARN (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
+    C(eks_cluster_node_role_arn: "arn:aws:iam::12:role/x" is not an IAM role ARN (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
   - The rule lives in C(module_utils/input_rules.py), shared by every role, so no role copies a pattern.
 options:
   _input:
@@ -43,7 +43,7 @@ EXAMPLES = r"""
     that: errors | length == 0
     fail_msg: "{{ errors | join('; ') }}"
   vars:
-    errors: "{{ aws_auth_node_role_arn | eks_autoscaling.core.aws_arn_errors('aws_auth_node_role_arn', 'iam_role') }}"
+    errors: "{{ eks_cluster_node_role_arn | eks_autoscaling.core.aws_arn_errors('eks_cluster_node_role_arn', 'iam_role') }}"
 """
 
 RETURN = r"""

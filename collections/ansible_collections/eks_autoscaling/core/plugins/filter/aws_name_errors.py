@@ -23,7 +23,7 @@ description:
   - A list is checked item by item, the messages naming C(variable[index]).
   - >-
     Returns a list of messages, each starting with the variable (and the key or item inside it), such as
-    C(iam_node_role_name: "Karpenter Node" is not an IAM role name (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
+    C(eks_cluster_node_role_name: "Karpenter Node" is not an IAM role name (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
   - The rule lives in C(module_utils/input_rules.py), shared by every role, so no role copies a pattern.
 options:
   _input:
@@ -49,9 +49,9 @@ EXAMPLES = r"""
     fail_msg: "{{ errors | join('; ') }}"
   vars:
     errors: >-
-      {{ (iam_node_role_name | eks_autoscaling.core.aws_name_errors('iam_node_role_name', 'iam_role'))
-         + (('Karpenter-' ~ iam_cluster_name ~ '-SpotInterruption')
-            | eks_autoscaling.core.aws_name_errors('iam_cluster_name (in the rule name)', 'eventbridge_rule')) }}
+      {{ (eks_cluster_node_role_name | eks_autoscaling.core.aws_name_errors('eks_cluster_node_role_name', 'iam_role'))
+         + (('Karpenter-' ~ eks_cluster_name ~ '-SpotInterruption')
+            | eks_autoscaling.core.aws_name_errors('eks_cluster_name (in the rule name)', 'eventbridge_rule')) }}
 """
 
 RETURN = r"""

@@ -29,7 +29,7 @@ options:
 EXAMPLES = r"""
 - name: Name the node role's ARN in the cluster's partition
   ansible.builtin.set_fact:
-    node_role_arn: "arn:{{ aws_region | eks_autoscaling.core.aws_partition }}:iam::123456789012:role/KarpenterNodeRole-eksworkshop"
+    node_role_arn: "arn:{{ eks_cluster_region | eks_autoscaling.core.aws_partition }}:iam::123456789012:role/KarpenterNodeRole-eksworkshop"
 """
 
 RETURN = r"""

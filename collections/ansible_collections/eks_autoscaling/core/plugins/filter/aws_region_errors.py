@@ -18,7 +18,7 @@ description:
     the others to aws).
   - >-
     Returns a list of messages, each starting with the variable (and the key or item inside it), such as
-    C(iam_region: "ap-southeast-one" is not an AWS region (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
+    C(eks_cluster_region: "ap-southeast-one" is not an AWS region (...)); an empty list when the value is valid. It never raises on a value of the wrong type.
   - The rule lives in C(module_utils/input_rules.py), shared by every role, so no role copies a pattern.
 options:
   _input:
@@ -41,7 +41,7 @@ EXAMPLES = r"""
     that: errors | length == 0
     fail_msg: "{{ errors | join('; ') }}"
   vars:
-    errors: "{{ iam_region | eks_autoscaling.core.aws_region_errors('iam_region', iam_partition) }}"
+    errors: "{{ event_bus_billing_region | eks_autoscaling.core.aws_region_errors('event_bus_billing_region', eks_cluster_partition) }}"
 """
 
 RETURN = r"""

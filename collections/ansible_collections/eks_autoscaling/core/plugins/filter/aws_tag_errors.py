@@ -18,7 +18,7 @@ description:
   - C(part=tags) checks a dict of tags (messages name the key); C(part=key) or C(part=value) one key or value.
   - >-
     Returns a list of messages, each starting with the variable (and the key or item inside it), such as
-    C(tagging_tag_key: "" is not a tag key (1-128 letters, ...)); an empty list when the value is valid. It never raises on a value of the wrong type.
+    C(eks_cluster_discovery_tag_key: "" is not a tag key (1-128 letters, ...)); an empty list when the value is valid. It never raises on a value of the wrong type.
   - The rule lives in C(module_utils/input_rules.py), shared by every role, so no role copies a pattern.
 options:
   _input:
@@ -43,8 +43,8 @@ EXAMPLES = r"""
     fail_msg: "{{ errors | join('; ') }}"
   vars:
     errors: >-
-      {{ (tagging_tag_key | eks_autoscaling.core.aws_tag_errors('tagging_tag_key', 'key'))
-         + (tagging_cluster_name | eks_autoscaling.core.aws_tag_errors('tagging_cluster_name', 'value')) }}
+      {{ (eks_cluster_discovery_tag_key | eks_autoscaling.core.aws_tag_errors('eks_cluster_discovery_tag_key', 'key'))
+         + (eks_cluster_name | eks_autoscaling.core.aws_tag_errors('eks_cluster_name', 'value')) }}
 """
 
 RETURN = r"""
