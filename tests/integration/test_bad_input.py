@@ -214,7 +214,9 @@ def test_the_table_covers_every_playbook_with_80_values():
 
 
 GOOD = [
-    ("karpenter.yml", {"eks_cluster_name": "e" * 46, "eks_cluster_node_role_name": "R" * 64, "eks_cluster_controller_role_name": "C" * 64,
+    # 22: the longest cluster name whose EventBridge rule names (Karpenter-<name>-CapacityReservationInterruption)
+    # stay within 64; the IAM and SQS names at their own maximum.
+    ("karpenter.yml", {"eks_cluster_name": "e" * 22, "eks_cluster_node_role_name": "R" * 64, "eks_cluster_controller_role_name": "C" * 64,
                        "iam_controller_policy_name": "P" * 128, "iam_instance_profile_name": "I" * 128,
                        "eks_cluster_interruption_queue_name": "q" * 80}),
     ("karpenter.yml", {"eks_cluster_name": "c" * 22, "eks_cluster_interruption_queue_name": "Q_" + "q" * 78}),

@@ -6,11 +6,12 @@ import string
 import time
 
 import pytest
+import yaml
 
 from lab import events as lab_events
 from lab.rulebook import Rulebook
 
-from .conftest import changed, karpenter_counter, run_playbook, wait_until
+from .conftest import REPO, changed, karpenter_counter, run_playbook, wait_until
 
 EVENTS_QUEUE = "eksworkshop-cluster-events"
 COST_QUEUE = "eksworkshop-cost-events"
@@ -265,6 +266,39 @@ def test_budget_alert_caps_and_a_restore_by_hand_undoes_it(lab, kube_json, queue
     assert _limits(kube_json)[0] == before
     # Idempotent, by hand too.
     assert changed(run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")) == 0
+
+
+def test_a_site_rerun_during_a_cost_cap_keeps_it_and_the_restore_gives_what_the_inventory_asks_then(lab, kube_json, tmp_path, stack):
+    """One writer per field: the nodepools and hpa roles keep what a cap holds; the cap's restore brings back the
+    inventory's values as they are when it runs, not as they were when the cap began."""
+    before, _ = _limits(kube_json)
+    max_replicas = kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"]
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps({"remediation_event": {"kind": "budget", "budget_name": "eksworkshop-monthly"},
+                                      "remediation_cost_cap_hpas": True}))
+    pools = yaml.safe_load((REPO / "roles" / "nodepools" / "defaults" / "main.yml").read_text())["nodepools_list"]
+    raised = [{**pool, "limits": {**pool["limits"], "cpu": "2000"}} for pool in pools]
+    try:
+        run_playbook("remediation/cap_costs.yml", "-e", f"@{event_file}")
+        capped, _ = _limits(kube_json)
+        capped_replicas = kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"]
+        assert capped != before and capped_replicas < max_replicas
+        rerun = run_playbook("site.yml", "--tags", "nodepools,hpa")
+        assert "NodePool/default: spec.limits is held by budget" in rerun.stdout, rerun.stdout[-3000:]
+        assert "nlb-app-karpenter/nginx-deployment: spec.maxReplicas is held by budget" in rerun.stdout
+        assert changed(rerun) == 0 and _limits(kube_json)[0] == capped
+        assert kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"] == capped_replicas
+        # The inventory raises the CPU limit while the cap holds: still capped, and the restore gives the new limit.
+        raise_run = run_playbook("site.yml", "--tags", "nodepools", extra={"nodepools_list": raised})
+        assert changed(raise_run) == 1 and _limits(kube_json)[0] == capped
+        run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")
+        assert _limits(kube_json)[0] == {**before, "cpu": "2000"}
+        assert kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"] == max_replicas
+    finally:
+        run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")
+        run_playbook("site.yml", "--tags", "nodepools")
+    limits, annotations = _limits(kube_json)
+    assert limits == before and not any(key.startswith("eks-autoscaling.io/") for key in annotations)
 
 
 def test_repeated_spot_interruptions_widen_the_pool_and_quiet_reverts(lab, kubectl, kube_json, queues, rulebook):

@@ -208,3 +208,74 @@ def test_cordon_patches_mark_each_node_unschedulable():
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"unschedulable": True}} for name in ("a", "b")
     ]
     assert r.cordon_patches([]) == []
+
+
+# -- One writer per field: a role's apply keeps what a remediation holds, and the restore gives the inventory's --
+
+def manifest(limits=None, requirements=None, weight=None):
+    spec = {"template": {"spec": {"requirements": requirements or [{"key": "karpenter.sh/capacity-type", "operator": "In",
+                                                                      "values": ["spot"]}]}}}
+    if limits is not None:
+        spec["limits"] = limits
+    if weight is not None:
+        spec["weight"] = weight
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default"}, "spec": spec}
+
+
+def test_a_pool_with_no_remediation_in_effect_is_applied_as_the_inventory_asks():
+    wanted = manifest(limits={"cpu": "1000"})
+    live = {**manifest(limits={"cpu": "10"}), "metadata": {"name": "default", "annotations": {"kept": "yes"}}}
+    assert r.remediation_held(wanted, live) == {"manifest": wanted, "held": []}
+    assert r.remediation_held(wanted, {}) == {"manifest": wanted, "held": []}
+
+
+def test_a_rerun_during_a_cost_cap_keeps_the_cap_and_the_restore_gives_what_the_inventory_asks_now():
+    live = {**manifest(limits={"cpu": "1000", "memory": "1000Gi"}), "status": {"resources": {"cpu": "8", "memory": "32Gi"}}}
+    live = merge(live, r.nodepool_cost_cap(live, "current", reason="alarm:eksworkshop-estimated-charges"))
+    # The inventory meanwhile raised the cpu limit and dropped the memory one.
+    wanted = manifest(limits={"cpu": "2000"})
+    kept = r.remediation_held(wanted, live)
+    applied = kept["manifest"]
+    assert applied["spec"]["limits"] == {"cpu": "8", "memory": "32Gi"}
+    assert applied["metadata"]["annotations"][r.CAPPED_BY] == "alarm:eksworkshop-estimated-charges"
+    assert kept["held"] == [{"field": "spec.limits", "live": {"cpu": "8", "memory": "32Gi"}, "wanted": {"cpu": "2000"},
+                             "by": "alarm:eksworkshop-estimated-charges"}]
+    # What the server holds after the apply (annotations merge), then the restore: the inventory's limits exactly.
+    after_apply = merge(live, {"metadata": applied["metadata"], "spec": {"limits": applied["spec"]["limits"]}})
+    restored = merge(after_apply, r.nodepool_cost_restore(after_apply))
+    assert restored["spec"]["limits"] == {"cpu": "2000"}
+    assert r.LIMITS_BEFORE not in restored["metadata"].get("annotations", {})
+
+
+def test_a_pool_without_limits_in_the_inventory_gets_none_back_after_the_cap():
+    live = merge({**manifest(limits={"cpu": "10"}), "status": {"resources": {"cpu": "4"}}},
+                 r.nodepool_cost_cap({**manifest(limits={"cpu": "10"}), "status": {"resources": {"cpu": "4"}}}, "current"))
+    applied = r.remediation_held(manifest(), live)["manifest"]
+    after_apply = merge(live, {"metadata": applied["metadata"]})
+    assert "limits" not in merge(after_apply, r.nodepool_cost_restore(after_apply))["spec"]
+
+
+def test_a_widened_pool_keeps_its_requirements_and_a_fallback_its_weight():
+    requirements = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6g.xlarge"]}]
+    widened = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["m6g.xlarge", "m7g.xlarge"]}]
+    live = merge(manifest(requirements=widened, weight=90),
+                 {"metadata": {"annotations": {r.REQUIREMENTS_BEFORE: json.dumps(requirements), r.WIDENED_AT: "1",
+                                               r.WEIGHT_BEFORE: json.dumps(10)}}})
+    kept = r.remediation_held(manifest(requirements=requirements, weight=10), live)
+    assert kept["manifest"]["spec"]["template"]["spec"]["requirements"] == widened
+    assert kept["manifest"]["spec"]["weight"] == 90
+    assert [h["field"] for h in kept["held"]] == ["spec.template.spec.requirements", "spec.weight"]
+    # The widening's bookkeeping stays its writer's: not in the manifest.
+    assert r.WIDENED_AT not in kept["manifest"]["metadata"]["annotations"]
+
+
+def test_an_hpa_under_a_cost_cap_keeps_its_max_replicas_and_gets_the_inventory_s_back():
+    live = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "app", "namespace": "n"},
+            "spec": {"minReplicas": 3, "maxReplicas": 12}, "status": {"currentReplicas": 5}}
+    live = merge(live, r.hpa_cost_cap(live, reason="budget:eksworkshop-monthly"))
+    wanted = {**live, "metadata": {"name": "app", "namespace": "n"}, "spec": {"minReplicas": 3, "maxReplicas": 20}}
+    wanted.pop("status")
+    applied = r.remediation_held(wanted, live)["manifest"]
+    assert applied["spec"]["maxReplicas"] == 5
+    after_apply = merge(live, {"metadata": applied["metadata"]})
+    assert merge(after_apply, r.hpa_cost_restore(after_apply))["spec"]["maxReplicas"] == 20

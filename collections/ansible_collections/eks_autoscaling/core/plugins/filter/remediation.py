@@ -30,6 +30,13 @@ description:
     Node is gone, by their C(karpenter.sh/nodepool) tag and instance type.
   - C(cordon_patches) returns the patches cordoning some Nodes, for one k8s task (state patched).
   - C(remediation_events) returns the Kubernetes Events recording a remediation on each object it touched.
+  - >-
+    C(remediation_held) keeps one writer per field: given the manifest a role is about to apply (a NodePool or
+    an HPA) and the live object (empty when there is none), it returns C(manifest) (the manifest to apply, with
+    every field a remediation holds now - a cost cap's C(spec.limits) or C(maxReplicas), a spot widening's
+    C(requirements), a fallback's C(weight) - kept at its live value, and the annotation the remediation restores
+    from set to what the manifest asks, so the restore puts back exactly the inventory's value) and C(held) (the
+    held fields, as C(field), C(live), C(wanted) and C(by), for the role to report).
 options:
   _input:
     description: The object (Node list, NodePool or HPA) the decision is about.
@@ -295,6 +302,67 @@ def fallback_weight_restore(nodepool):
     return {"metadata": {"annotations": {WEIGHT_BEFORE: None}}, "spec": {"weight": json.loads(annotations[WEIGHT_BEFORE])}}
 
 
+# The fields remediations hold while they are in effect, per kind: the annotation that remembers the value
+# to restore, the field's path, and how the annotation encodes it.
+_HELD_FIELDS = {
+    "NodePool": (
+        (LIMITS_BEFORE, ("spec", "limits"), json.dumps, json.loads),
+        (REQUIREMENTS_BEFORE, ("spec", "template", "spec", "requirements"), lambda v: json.dumps(v, sort_keys=True), json.loads),
+        (WEIGHT_BEFORE, ("spec", "weight"), json.dumps, json.loads),
+    ),
+    "HorizontalPodAutoscaler": (
+        (MAX_REPLICAS_BEFORE, ("spec", "maxReplicas"), str, int),
+    ),
+}
+
+
+def _get(obj, path):
+    for key in path:
+        obj = (obj or {}).get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _set(obj, path, value):
+    for key in path[:-1]:
+        obj = obj.setdefault(key, {})
+    if value is None:
+        obj.pop(path[-1], None)
+    else:
+        obj[path[-1]] = value
+
+
+def _same_object(manifest, obj):
+    meta, other = manifest.get("metadata") or {}, (obj or {}).get("metadata") or {}
+    return (obj or {}).get("kind", manifest.get("kind")) == manifest.get("kind") and other.get("name") == meta.get("name") \
+        and other.get("namespace", "") == meta.get("namespace", other.get("namespace", ""))
+
+
+def remediation_held(manifest, live=None):
+    """The manifest to apply without undoing a remediation in effect on the live object, and what it holds.
+
+    live is the live object, or a list of live objects (as k8s_info returns them) to find it in by name."""
+    if isinstance(live, list):
+        live = next((obj for obj in live if _same_object(manifest, obj)), {})
+    annotations = _annotations(live)
+    result = json.loads(json.dumps(manifest))
+    held = []
+    for annotation, path, encode, decode in _HELD_FIELDS.get(manifest.get("kind"), ()):
+        if annotation not in annotations:
+            continue
+        wanted, live_value = _get(manifest, path), _get(live, path)
+        _set(result, path, json.loads(json.dumps(live_value)))
+        # The restore puts back what the annotation says: from now on, what the inventory asks.
+        restore_to = wanted if wanted is not None else ({} if annotation == LIMITS_BEFORE else None)
+        result.setdefault("metadata", {}).setdefault("annotations", {})[annotation] = encode(restore_to)
+        if CAPPED_BY in annotations and annotation in (LIMITS_BEFORE, MAX_REPLICAS_BEFORE):
+            result["metadata"]["annotations"][CAPPED_BY] = annotations[CAPPED_BY]
+        held.append({"field": ".".join(path), "live": live_value, "wanted": wanted,
+                     "by": annotations.get(CAPPED_BY, annotation.split("/", 1)[1])})
+    # The widening's own bookkeeping (WIDENED_AT, INTERRUPTIONS) is not in the manifest: a server-side apply
+    # leaves fields it does not name to their writer.
+    return {"manifest": result, "held": held}
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -310,4 +378,5 @@ class FilterModule(object):
             "spot_revert_patch": spot_revert_patch,
             "fallback_weight_patch": fallback_weight_patch,
             "fallback_weight_restore": fallback_weight_restore,
+            "remediation_held": remediation_held,
         }
