@@ -306,7 +306,8 @@ def fallback_weight_restore(nodepool):
 # to restore, the field's path, and how the annotation encodes it.
 _HELD_FIELDS = {
     "NodePool": (
-        (LIMITS_BEFORE, ("spec", "limits"), json.dumps, json.loads),
+        # Encoded as the remediation encodes them, so an unchanged inventory rewrites the same string.
+        (LIMITS_BEFORE, ("spec", "limits"), lambda v: json.dumps(v, sort_keys=True), json.loads),
         (REQUIREMENTS_BEFORE, ("spec", "template", "spec", "requirements"), lambda v: json.dumps(v, sort_keys=True), json.loads),
         (WEIGHT_BEFORE, ("spec", "weight"), json.dumps, json.loads),
     ),
