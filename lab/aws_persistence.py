@@ -29,6 +29,8 @@ so a new lab is the seeded, tutorial-like account it has always been; only a res
 lab's server (lab/faults.py) loads it. A snapshot moto cannot load stops the server with the reason
 rather than have it answer as an empty account.
 """
+import collections
+import copy
 import io
 import os
 import pickle
@@ -83,6 +85,28 @@ def _resolve(module, attr):
     return getattr(importlib.import_module(module), attr)
 
 
+class _Fresh:
+    """A defaultdict's factory that pickle can save: a new copy of what the original factory made. Stands in for
+    a lambda or local function (pickle saves functions by name), such as SSM's tag store's
+    `defaultdict(lambda: defaultdict(dict))`; such factories in moto make an empty container each time."""
+
+    def __init__(self, template):
+        self.template = template
+
+    def __call__(self):
+        return copy.deepcopy(self.template)
+
+
+def _unnamed(function):
+    return "<lambda>" in getattr(function, "__qualname__", "") or "<locals>" in getattr(function, "__qualname__", "")
+
+
+def _defaultdict(kind, factory):
+    made = kind.__new__(kind)
+    collections.defaultdict.__init__(made, factory)
+    return made
+
+
 def _account(module, attr, account_id):
     return _resolve(module, attr)[account_id]
 
@@ -101,6 +125,10 @@ class _Pickler(pickle.Pickler):
         if kind is AccountSpecificBackend:
             owner = next(bd for bd in _backend_dicts() if dict.get(bd, obj.account_id) is obj)
             return _account, (*_global_name(owner), obj.account_id)
+        if isinstance(obj, collections.defaultdict) and (kind is not collections.defaultdict or _unnamed(obj.default_factory)):
+            factory = _Fresh(obj.default_factory()) if _unnamed(obj.default_factory) else obj.default_factory
+            # A subclass (SSM's ParameterDict) is rebuilt without its __init__, whose arguments pickle does not know.
+            return _defaultdict, (kind, factory), getattr(obj, "__dict__", None) or None, None, iter(obj.items())
         return NotImplemented
 
 

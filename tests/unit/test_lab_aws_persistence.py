@@ -67,7 +67,7 @@ def server(tmp_path):
 
 def make_account(server):
     """Something of every kind the lab's playbooks make, the lab's own EKS additions included."""
-    ec2, iam, eks, sqs = (server.client(name) for name in ("ec2", "iam", "eks", "sqs"))
+    ec2, iam, eks, sqs, ssm = (server.client(name) for name in ("ec2", "iam", "eks", "sqs", "ssm"))
     vpc_id = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
     subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.7.1.0/24", AvailabilityZone="ap-southeast-1a")["Subnet"]["SubnetId"]
     ec2.create_tags(Resources=[subnet_id], Tags=[{"Key": "karpenter.sh/discovery", "Value": "persisted"}])
@@ -82,6 +82,9 @@ def make_account(server):
                                                       roleArn=worker_role)["association"]
     queue_url = sqs.create_queue(QueueName="persisted-queue")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody="kept")
+    # SSM, as Karpenter reads its AMI parameters: its backend holds what pickle cannot save as it is (lambdas).
+    ssm.put_parameter(Name="/persisted/ami", Value="ami-0123456789abcdef0", Type="String",
+                      Tags=[{"Key": "owner", "Value": "lab"}])
     session = server.client("sts").assume_role(RoleArn=worker_role, RoleSessionName="controller")
     return {"vpc_id": vpc_id, "subnet_id": subnet_id, "worker_role": worker_role, "queue_url": queue_url,
             "security_group": cluster["resourcesVpcConfig"]["clusterSecurityGroupId"], "entry": entry["accessEntryArn"],
@@ -111,6 +114,9 @@ def test_a_killed_and_restarted_server_still_has_the_account(server):
     association = eks.describe_pod_identity_association(clusterName="persisted", associationId=made["association"])["association"]
     assert association["roleArn"] == made["worker_role"]
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=made["queue_url"]).get("Messages", [])] == ["kept"]
+    ssm = server.client("ssm")
+    assert ssm.get_parameter(Name="/persisted/ami")["Parameter"]["Value"] == "ami-0123456789abcdef0"
+    assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/persisted/ami")["TagList"] == [{"Key": "owner", "Value": "lab"}]
     # The state goes on being saved after a load: a second restart keeps what the first one's server added.
     eks.create_access_entry(clusterName="persisted", principalArn="arn:aws:iam::123456789012:role/later")
     server.kill()
