@@ -55,11 +55,12 @@ def controller_sessions():
 
 
 CONTROLLER_ROLE = "KarpenterControllerRole-eksworkshop"
+NODE_ROLE = "KarpenterNodeRole-eksworkshop"
 # The first AWS stage after iam, tagging and aws_auth have made their changes; creating the queue is a change.
 AWS_STAGE_TASK = "TASK [interruption_queue : Create the interruption queue, writable only by EventBridge and SQS, TLS only]"
 
 
-def test_aws_server_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rerun_converges(lab, kube_json, tmp_path):
+def test_aws_server_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rerun_converges(lab, aws, kube_json, tmp_path):
     log_path = tmp_path / "site.log"
     aws_log_start = len(lab_log_lines("aws"))
     process, log = start_playbook("site.yml", log_path)
@@ -79,8 +80,13 @@ def test_aws_server_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rer
     # The failure says which stage and task, and which endpoint: the AWS server's address, unreachable.
     assert failed_task.startswith(AWS_STAGE_TASK), failed_task[-3000:]
     assert f"127.0.0.1:{labctl.PORTS['aws']}" in failed_task and "Could not connect to the endpoint URL" in failed_task, failed_task[-3000:]
-    # The account came back as it was: the roles, tags and access entry the stages before made are still there.
-    assert "the account's state loaded from" in "\n".join(lab_log_lines("aws")[aws_log_start:])
+    # The account came back as it was: the cluster, and the roles and access entry the stages before made.
+    from lab.seed import CLUSTER_NAME
+
+    assert aws("eks").describe_cluster(name=CLUSTER_NAME)["cluster"]["status"] == "ACTIVE"
+    assert aws("iam").get_role(RoleName=CONTROLLER_ROLE)["Role"]["RoleName"] == CONTROLLER_ROLE
+    assert f"arn:aws:iam::{aws('sts').get_caller_identity()['Account']}:role/{NODE_ROLE}" in \
+        aws("eks").list_access_entries(clusterName=CLUSTER_NAME)["accessEntries"]
     rerun = run_playbook("site.yml")
     assert "failed=0" in rerun.stdout
     assert changed(run_playbook("site.yml")) == 0, "converged: a further run changes nothing"

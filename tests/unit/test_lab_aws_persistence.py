@@ -139,6 +139,14 @@ def test_sessions_issued_before_the_restart_are_still_the_roles_and_still_author
     assert "DENIED ec2:DescribeVpcs" in server.log()
 
 
+def test_a_server_stopped_as_lab_down_stops_it_saves_the_account_and_exits_cleanly(server):
+    server.client("iam").create_role(RoleName="saved-on-sigterm", AssumeRolePolicyDocument=json.dumps(TRUST))
+    server.process.send_signal(signal.SIGTERM)  # what lab/ctl/processes.py's stop_process sends first
+    assert server.process.wait(timeout=10) == 0, server.log()
+    server.start()
+    assert server.client("iam").get_role(RoleName="saved-on-sigterm")["Role"]["RoleName"] == "saved-on-sigterm"
+
+
 def test_a_state_file_this_server_cannot_load_stops_it_with_the_reason(tmp_path):
     state_file = tmp_path / "aws-state.pickle"
     state_file.write_bytes(b"not a snapshot")
