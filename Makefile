@@ -131,7 +131,7 @@ molecule: $(STAMP) ## Molecule scenarios on the running lab (start it with make 
 
 # Faults on a lab of their own (too slow for `make test`'s CI budget; README gives the durations).
 .PHONY: chaos
-chaos: $(STAMP) $(IAM_STAMP) lab-build check-java ## fault tests on a lab of their own (about 13 min): check mode compared, apiserver and rulebook killed mid-run
+chaos: $(STAMP) $(IAM_STAMP) lab-build check-java ## fault tests on a lab of their own (about 18 min): check mode compared, AWS server, apiserver and rulebook killed mid-run
 	@$(VPY) -m pytest tests/chaos -q -rA --durations=0; rc=$$?; $(LABCTL) down; exit $$rc
 
 .PHONY: test

@@ -29,7 +29,8 @@ and their public SSM parameters), lab/aws_pricing.py (the Price List API's GetPr
 credentials come from EKS Auth's AssumeRoleForPodIdentity (lab/aws_eks_auth.py), IRSA's from STS
 (lab/aws_sts.py). install_extensions() installs them all.
 
-Run as `python -m lab.aws_server --port N`. Nothing here is a test double: the requests go
+Run as `python -m lab.aws_server --port N [--state-file PATH]`; with a state file the account survives a restart
+of the server, as a real one does (lab/aws_persistence.py). Nothing here is a test double: the requests go
 through moto's real routing, parsing and serialisation of the botocore EKS and Budgets models.
 """
 import argparse
@@ -37,6 +38,7 @@ import datetime
 import re
 import secrets
 import string
+import sys
 import threading
 from urllib.parse import unquote
 
@@ -493,6 +495,9 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--authorize", action="store_true",
                         help="authorize every request of an assumed role with the lab's IAM evaluator (lab/aws_authz.py)")
+    parser.add_argument("--state-file",
+                        help="keep the account's state in this file across restarts: loaded at start when it exists, "
+                             "saved after every change and on SIGTERM (lab/aws_persistence.py)")
     args = parser.parse_args()
     install_extensions()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -503,7 +508,27 @@ def main():
         from lab.aws_authz import Authorizer
 
         app = Authorizer(app)
-    make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    persistence = None
+    if args.state_file:
+        import signal
+
+        from lab import aws_persistence
+
+        try:
+            if aws_persistence.load(args.state_file):
+                aws_persistence.log(f"the account's state loaded from {args.state_file}")
+        except aws_persistence.SnapshotError as error:
+            # Answering as an empty account would look like every resource had been deleted.
+            raise SystemExit(f"lab aws: {error} ({args.state_file}); remove it to start an empty account") from error
+        # Outermost, so that a change, its authorization included, is whole in a snapshot or absent from it.
+        app = persistence = aws_persistence.Persistence(app, args.state_file)
+        # lab-down's SIGTERM: save, then go (SystemExit ends serve_forever in this, the main, thread).
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    finally:
+        if persistence is not None:
+            persistence.save_through()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Faults and whole-state snapshots for the lab's chaos tests (tests/chaos, `make chaos`).
 
 Components are killed and restarted with the lab's own process control: kwokctl's pid files and
-component specs (kwok.yaml) for the cluster's components. Snapshots are the AWS server's whole state (moto's
+component specs (kwok.yaml) for the cluster's components, the lab's pid files and lab/ctl/services.py for the
+AWS server (which comes back with its account: lab/aws_persistence.py). Snapshots are the AWS server's whole state (moto's
 /moto-api/data.json, plus EKS, which moto leaves out of it) and every object of every listable kind.
 """
 import json
@@ -10,7 +11,7 @@ import signal
 import time
 import urllib.request
 
-from lab.ctl import config, processes, tools
+from lab.ctl import config, processes, services, tools
 from lab.ctl.cluster import kwok_cluster_dir
 
 # Kinds the lab's own controllers write on their own (heartbeats, leader election, status, events):
@@ -22,12 +23,18 @@ CHURNING = {"events", "events.events.k8s.io", "leases.coordination.k8s.io", "nod
 READINGS = {"nodes.metrics.k8s.io", "pods.metrics.k8s.io"}
 
 
+# The lab's own processes beside the cluster's components (lab/ctl/services.py starts them).
+LAB_PROCESSES = ("aws",)
+
+
 def kwok_pid(component):
+    if component in LAB_PROCESSES:
+        return processes.read_pid(config.PIDS / f"{component}.pid")
     return processes.read_pid(kwok_cluster_dir() / "pids" / f"{component}.pid")
 
 
 def kill_component(component):
-    """SIGKILL one of the cluster's components (kube-apiserver, etcd, ...), as a crash would."""
+    """SIGKILL one of the cluster's components (kube-apiserver, etcd, ...) or the AWS server ("aws"), as a crash would."""
     pid = kwok_pid(component)
     if pid is None or not processes.pid_alive(pid):
         raise config.LabError(f"{component} is not running")
@@ -44,7 +51,10 @@ def restart_component(component, timeout=120):
     """Start a killed component again exactly as kwokctl started it (binary, args and work dir from the
     cluster's kwok.yaml), its log appended where kwokctl keeps it and its pid where kwokctl (and so
     lab-down) looks. Not `kwokctl start cluster`: in the middle of the tests it twice left the apiserver
-    down (once hanging over 60 s, once returning without starting it)."""
+    down (once hanging over 60 s, once returning without starting it). The AWS server ("aws") is started as
+    lab-up starts it, but on the account it had (restart_aws_server)."""
+    if component == "aws":
+        return restart_aws_server(timeout)
     import subprocess
 
     import yaml
@@ -59,6 +69,14 @@ def restart_component(component, timeout=120):
     (cluster / "pids" / f"{component}.pid").write_text(str(process.pid))
     if component == "kube-apiserver":
         processes.wait_for("the apiserver ready", apiserver_ready, timeout, interval=1)
+    return process.pid
+
+
+def restart_aws_server(timeout=60):
+    """The AWS server started again, as lab-up starts it, on the account it had (its state file), its pid where
+    lab-down looks; returns once it answers."""
+    process = services.start_aws_server(keep_state=True)
+    processes.wait_for("the AWS server", lambda: processes.http_ok(f"{config.AWS_ENDPOINT}/moto-api/"), timeout)
     return process.pid
 
 

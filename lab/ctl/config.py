@@ -15,6 +15,8 @@ KUBECONFIG = STATE / "kubeconfig"
 LOGS = STATE / "logs"
 PIDS = STATE / "pids"
 AWS_FACTS = STATE / "aws.json"
+# The AWS server's account, kept across a restart of the server (lab/aws_persistence.py); a lab's own, not the next one's.
+AWS_STATE_FILE = STATE / "aws-state.pickle"
 INVENTORY = REPO / "inventories" / "lab"
 
 PORT_DEFAULTS = {

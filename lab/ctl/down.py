@@ -7,6 +7,7 @@ import time
 from lab.ctl.cluster import kwok_cluster_dir, kwokctl
 from lab.ctl.config import KUBECONFIG, KWOK_WORKDIR, LOGS, PORTS, LabError, log
 from lab.ctl.processes import lab_processes, port_open, stop_process
+from lab.ctl.services import forget_aws_state
 from lab.ctl.tools import bin_dir
 
 
@@ -22,6 +23,8 @@ def cmd_down(_args):
     if kwok_cluster_dir().exists() and bin_dir(build=False):
         kwokctl("delete", "cluster", timeout=120, check=False)
     stop_process("aws")
+    # The account goes with the lab (its SIGTERM has just saved it): the next lab-up starts a new one.
+    forget_aws_state()
     leftovers = lab_processes()
     for pid, _ in leftovers:  # anything kwokctl did not reap (it should have)
         try:

@@ -3,18 +3,29 @@ controller's pod runner (lab/karpenter_pod.py) and the EC2 kubelet that turns in
 import json
 import sys
 
-from lab.ctl.config import AWS_ENDPOINT, AWS_ENV, AWS_FACTS, KUBECONFIG, OIDC_JWKS, PORTS, REPO, STATE
+from lab.ctl.config import AWS_ENDPOINT, AWS_ENV, AWS_FACTS, AWS_STATE_FILE, KUBECONFIG, OIDC_JWKS, PORTS, REPO, STATE
 from lab.ctl.processes import start_process
 from lab.ctl.tools import tool
 
 
-def start_aws_server():
+def start_aws_server(keep_state=False):
+    """The AWS server, its account kept in AWS_STATE_FILE across restarts. A new lab's account starts empty (then
+    seeded): a state file an earlier lab left (one stopped without lab-down, or killed) is removed first, since
+    that lab's cluster, nodes and credentials are gone with it. keep_state=True restarts a running lab's server
+    on the account it had, as lab/faults.py does."""
+    if not keep_state:
+        forget_aws_state()
     # AWS managed policies (AmazonEKSWorkerNodePolicy, ...) exist in every real account; moto loads them on request.
     env = {"PYTHONPATH": str(REPO), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
            # STS verifies web identity tokens with the cluster issuer's keys, which lab-up writes here.
            "LAB_OIDC_JWKS_FILE": str(OIDC_JWKS)}
     # Every call of an assumed role (the controller's) is authorized against the role's policies.
-    return start_process("aws", [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"]), "--authorize"], env=env)
+    argv = [sys.executable, "-m", "lab.aws_server", "--port", str(PORTS["aws"]), "--authorize", "--state-file", str(AWS_STATE_FILE)]
+    return start_process("aws", argv, env=env)
+
+
+def forget_aws_state():
+    AWS_STATE_FILE.unlink(missing_ok=True)
 
 
 def seed_aws():
