@@ -60,7 +60,7 @@ def test_the_derived_objects_match_the_controller_rulebook_and_the_tutorial(tmp_
     assert derived["credentials"] == ["eks-autoscaling AWS"]
     rulebook_vars = yaml.safe_load((REPO / "rulebooks" / "vars" / "eks.example.yml").read_text())
     assert derived["activation_vars"] == {**rulebook_vars, "controller_name_prefix": "eks-autoscaling",
-                                          "controller_organization": "Default", "controller_job_limit": "localhost"}
+                                          "controller_organization": "Default", "controller_job_limit": "eksworkshop"}
     assert derived["eda_url"] == "https://eda.example.com/api/eda/v1"
 
 
