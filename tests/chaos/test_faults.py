@@ -57,25 +57,30 @@ def controller_sessions():
 CONTROLLER_ROLE = "KarpenterControllerRole-eksworkshop"
 NODE_ROLE = "KarpenterNodeRole-eksworkshop"
 # The first AWS stage after iam, tagging and aws_auth have made their changes; creating the queue is a change.
-AWS_STAGE_TASK = "TASK [interruption_queue : Create the interruption queue, writable only by EventBridge and SQS, TLS only]"
-
-
-def test_aws_server_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rerun_converges(lab, aws, kube_json, tmp_path):
+def site_killed_at(task_line, component, tmp_path):
+    """site.yml with `component` killed once the run reaches task_line, and restarted whatever happened after.
+    The run must end by itself, not hang on the dead endpoint. Returns its return code and output."""
     log_path = tmp_path / "site.log"
-    aws_log_start = len(lab_log_lines("aws"))
     process, log = start_playbook("site.yml", log_path)
     try:
-        wait_for_line(log_path, AWS_STAGE_TASK, process, 600)
-        faults.kill_component("aws")
-        # Down until the run gives up: it must end by itself, not hang on the dead endpoint.
+        wait_for_line(log_path, task_line, process, 600)
+        faults.kill_component(component)
         process.wait(timeout=600)
     finally:
         if process.poll() is None:
             process.kill()
         log.close()
-        faults.restart_component("aws")
-    output = log_path.read_text(errors="replace")
-    assert process.returncode != 0, output[-3000:]
+        faults.restart_component(component)
+    return process.returncode, log_path.read_text(errors="replace")
+
+
+AWS_STAGE_TASK = "TASK [interruption_queue : Create the interruption queue, writable only by EventBridge and SQS, TLS only]"
+
+
+def test_aws_server_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rerun_converges(lab, aws, kube_json, tmp_path):
+    aws_log_start = len(lab_log_lines("aws"))
+    returncode, output = site_killed_at(AWS_STAGE_TASK, "aws", tmp_path)
+    assert returncode != 0, output[-3000:]
     failed_task = output[output.rfind("TASK [", 0, output.find("fatal:")):]
     # The failure says which stage and task, and which endpoint: the AWS server's address, unreachable.
     assert failed_task.startswith(AWS_STAGE_TASK), failed_task[-3000:]
@@ -124,21 +129,9 @@ def _metrics_served():
 
 
 def test_apiserver_killed_in_the_middle_of_site_fails_the_run_clearly_and_a_rerun_converges(lab, kube_json, tmp_path):
-    log_path = tmp_path / "site.log"
-    process, log = start_playbook("site.yml", log_path)
-    try:
-        # The AWS stages are done and Helm is installing Karpenter's CRDs when the apiserver dies.
-        wait_for_line(log_path, "TASK [karpenter : Install or upgrade the Karpenter CRD release]", process, 600)
-        faults.kill_component("kube-apiserver")
-        # Down until the run gives up: it must end by itself, not hang on the dead apiserver.
-        process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
-        faults.restart_component("kube-apiserver")
-    output = log_path.read_text(errors="replace")
-    assert process.returncode != 0, output[-3000:]
+    # The AWS stages are done and Helm is installing Karpenter's CRDs when the apiserver dies.
+    returncode, output = site_killed_at("TASK [karpenter : Install or upgrade the Karpenter CRD release]", "kube-apiserver", tmp_path)
+    assert returncode != 0, output[-3000:]
     failure = output[output.find("fatal:"):]
     # The failure says which stage and which endpoint: the apiserver's address, refused.
     assert "karpenter" in failure and f"127.0.0.1:{labctl.PORTS['apiserver']}" in failure and "refused" in failure, failure[-3000:]
