@@ -111,6 +111,31 @@ def _account(module, attr, account_id):
     return _resolve(module, attr)[account_id]
 
 
+def _private_key(pem):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def _public_key(pem):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_public_key(pem)
+
+
+def _key_reduction(obj):
+    """cryptography's keys (Rust objects pickle cannot take) as PEM: moto keeps some, e.g. SNS's signing key once a
+    topic delivers a message, KMS's keys, EC2 key pairs."""
+    from cryptography.hazmat.primitives import serialization
+
+    if hasattr(obj, "private_bytes"):
+        return _private_key, (obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()),)
+    if hasattr(obj, "public_bytes") and hasattr(obj, "public_numbers"):
+        return _public_key, (obj.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),)
+    return NotImplemented
+
+
 class _Pickler(pickle.Pickler):
     # reducer_override, not persistent_id: pickle asks it about far fewer objects (never about a str, an int, ...);
     # on the lab's EC2 state that took a snapshot from 0.8 s to 0.03 s.
@@ -125,6 +150,8 @@ class _Pickler(pickle.Pickler):
         if kind is AccountSpecificBackend:
             owner = next(bd for bd in _backend_dicts() if dict.get(bd, obj.account_id) is obj)
             return _account, (*_global_name(owner), obj.account_id)
+        if kind.__module__.startswith("cryptography."):
+            return _key_reduction(obj)
         if isinstance(obj, collections.defaultdict) and (kind is not collections.defaultdict or _unnamed(obj.default_factory)):
             factory = _Fresh(obj.default_factory()) if _unnamed(obj.default_factory) else obj.default_factory
             # A subclass (SSM's ParameterDict) is rebuilt without its __init__, whose arguments pickle does not know.

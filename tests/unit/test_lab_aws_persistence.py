@@ -200,3 +200,22 @@ def test_lab_down_removes_the_labs_account(tmp_path):
                             env={**os.environ, **ports, "LAB_STATE_DIR": str(state), "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert not (state / "aws-state.pickle").exists()
+
+
+def test_keys_moto_keeps_as_cryptography_objects_are_saved_and_still_work_after_a_load():
+    """A KMS key (and the default key EC2 makes for an encrypted volume, as Karpenter's launches ask) holds a
+    cryptography private key, which pickle cannot take: once one existed, every later save failed and the server
+    answered 500 to every change (found by `make test` on a clean clone)."""
+    import boto3
+    from moto import mock_aws
+
+    from lab import aws_persistence
+
+    with mock_aws():
+        kms = boto3.client("kms", region_name="ap-southeast-1")
+        key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+        boto3.client("ec2", region_name="ap-southeast-1").create_volume(AvailabilityZone="ap-southeast-1a", Size=8, Encrypted=True)
+        signature = kms.sign(KeyId=key, Message=b"launch", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+        aws_persistence.loads(aws_persistence.dumps())
+        # The key after the load is the key before it: it verifies what it signed.
+        assert kms.verify(KeyId=key, Message=b"launch", Signature=signature, SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"]
