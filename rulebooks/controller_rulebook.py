@@ -2,9 +2,10 @@
 
 EDA controller cannot run a playbook itself: it launches job templates on automation controller. So the
 controller rulebook is the CLI one with each `run_playbook` action replaced by a `run_job_template` of the
-job template made for that playbook (roles/controller), with the cluster's inventory host as the limit;
-sources, rules, conditions and throttles are copied unchanged. The event reaches the job template as the
-`ansible_eda` extra var, exactly as `run_playbook` passes it, so the playbook reads it the same way and
+job template made for that playbook (roles/controller), with the rule's extra vars (the remediation it
+chose) as the job's extra vars; sources, rules, conditions and throttles are copied unchanged. The event
+reaches the job template as the `ansible_eda` extra var, exactly as `run_playbook` passes it, and the limit
+is the ruleset's hosts, as for `run_playbook`: the playbook places the event on the cluster that owns it and
 still acknowledges the SQS message as its last step.
 
     python rulebooks/controller_rulebook.py           # rewrite the controller rulebook (make controller-rulebook)
@@ -34,11 +35,11 @@ HEADER = """\
 #
 # The rulebook for EDA controller: the same sources, rules, conditions and throttles as
 # rulebooks/cluster_events.yml (read its comments), but each remediation launches the automation
-# controller job template made for its playbook by playbooks/controller.yml, with the event as the
-# `ansible_eda` extra var and the cluster's inventory host as the limit.
+# controller job template made for its playbook by playbooks/controller.yml, with the rule's extra vars and
+# the event (`ansible_eda`) as the job's extra vars, and the ruleset's hosts as the limit.
 #
 # vars (the activation's extra vars, set by playbooks/controller.yml): those of the CLI rulebook, and
-# controller_name_prefix, controller_organization, controller_job_limit.
+# controller_name_prefix, controller_organization.
 """
 
 
@@ -47,17 +48,18 @@ def controller_action(action):
     if "run_playbook" not in action:
         return action
     run_playbook = action["run_playbook"]
-    unsupported = set(run_playbook) - {"name"}
+    unsupported = set(run_playbook) - {"name", "extra_vars"}
     if unsupported:
-        # Options like extra_vars or post_events have no one obvious job template equivalent: decide first.
+        # Options like post_events or verbosity have no one obvious job template equivalent: decide first.
         raise ValueError(f"run_playbook options with no controller mapping yet: {sorted(unsupported)}")
-    return {
-        "run_job_template": {
-            "name": job_template_name(run_playbook["name"], "{{ controller_name_prefix }}"),
-            "organization": "{{ controller_organization }}",
-            "job_args": {"limit": "{{ controller_job_limit }}"},
-        }
+    run_job_template = {
+        "name": job_template_name(run_playbook["name"], "{{ controller_name_prefix }}"),
+        "organization": "{{ controller_organization }}",
     }
+    # No limit: like run_playbook, ansible-rulebook then limits the job to the ruleset's hosts.
+    if run_playbook.get("extra_vars"):
+        run_job_template["job_args"] = {"extra_vars": copy.deepcopy(run_playbook["extra_vars"])}
+    return {"run_job_template": run_job_template}
 
 
 def controller_rulebook(cli_rulebook):

@@ -125,8 +125,8 @@ BAD = [
     ("event_bus.yml", {"event_bus_billing_region": "us-east-1\n"}, "event_bus_billing_region"),
     ("event_bus.yml", {"event_bus_queue_name": "events.queue"}, "event_bus_queue_name"),
     ("event_bus.yml", {"event_bus_cost_topic_name": "cost topic"}, "event_bus_cost_topic_name"),
-    ("event_bus.yml", {"event_bus_budget_name": "team:monthly"}, "event_bus_budget_name"),
-    ("event_bus.yml", {"event_bus_billing_alarm_name": "alarm\tname"}, "event_bus_billing_alarm_name"),
+    ("event_bus.yml", {"eks_cluster_budget_name": "team:monthly"}, "eks_cluster_budget_name"),
+    ("event_bus.yml", {"eks_cluster_billing_alarm_name": "alarm\tname"}, "eks_cluster_billing_alarm_name"),
     ("event_bus.yml", {"eks_cluster_name": "c" * 60, **SHORT_ROLE_NAMES}, "eks_cluster_name/event_bus_rules"),
     ("event_bus.yml", {"event_bus_billing_alarm_period_seconds": 90}, "event_bus_billing_alarm_period_seconds"),
     ("event_bus.yml", {"event_bus_budget_limit": 0}, "event_bus_budget_limit"),
@@ -237,7 +237,7 @@ GOOD = [
     ("autoscaling.yml", {"metrics_server_extra_values": {"fullnameOverride": "metrics-server-chart", "apiService": {"create": False},
                                                          "podLabels": {"tier": "metrics"},
                                                          "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}}}}),
-    ("event_bus.yml", {"event_bus_budget_name": "Budget für das Team " + "x" * 79, "event_bus_billing_alarm_name": "Kosten über 100 €",
+    ("event_bus.yml", {"eks_cluster_budget_name": "Budget für das Team " + "x" * 79, "eks_cluster_billing_alarm_name": "Kosten über 100 €",
                        "event_bus_cost_topic_name": "t" * 256}),
 ]
 

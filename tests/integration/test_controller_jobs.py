@@ -33,8 +33,7 @@ JOB_TEMPLATES = {job_template_name(playbook, PREFIX): playbook for playbook in R
 CONTROLLER_RULEBOOK = yaml.safe_load((REPO / "rulebooks" / "cluster_events_controller.yml").read_text())
 # The activation's variables as roles/controller sets them, with the lab's drain owner (rulebooks/vars/lab.yml).
 ACTIVATION_VARS = {**yaml.safe_load((REPO / "rulebooks" / "vars" / "lab.yml").read_text()),
-                   "controller_name_prefix": PREFIX, "controller_organization": ROLE_DEFAULTS["controller_organization"],
-                   "controller_job_limit": ROLE_DEFAULTS["controller_job_limit"]}
+                   "controller_name_prefix": PREFIX, "controller_organization": ROLE_DEFAULTS["controller_organization"]}
 
 
 def launch_from_rule(rule_name, event):
@@ -105,8 +104,9 @@ def test_a_remediation_job_template_launched_by_the_controller_rulebook_cordons_
              "dedup_key": f"rebalance_recommendation:{instance_id}", "time": "2026-11-27T12:00:00Z",
              "sqs": {"queue_url": url, "receipt_handle": message["ReceiptHandle"], "message_id": message["MessageId"]}}
     job_template, limit, extra_vars = launch_from_rule("Act on a rebalance recommendation", event)
-    assert (job_template, limit) == (f"{PREFIX} remediation/cordon_node", "eksworkshop")
-    assert extra_vars["ansible_eda"]["event"] == event
+    # The one remediation job template, on the ruleset's hosts (the fleet), with the rule's remediation.
+    assert (job_template, limit) == (f"{PREFIX} remediation/remediate", "all")
+    assert extra_vars["remediation_action"] == "cordon_node" and extra_vars["ansible_eda"]["event"] == event
 
     def in_flight():
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]

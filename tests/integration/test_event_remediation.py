@@ -262,10 +262,10 @@ def test_budget_alert_caps_and_a_restore_by_hand_undoes_it(lab, kube_json, queue
     # Budgets never send a recovery: the restore playbook, by hand, with an event file.
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps({"remediation_event": {"kind": "budget", "budget_name": "eksworkshop-monthly"}}))
-    run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")
+    run_playbook("remediation/remediate.yml", "-e", "remediation_action=restore_costs", "-e", f"@{event_file}")
     assert _limits(kube_json)[0] == before
     # Idempotent, by hand too.
-    assert changed(run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")) == 0
+    assert changed(run_playbook("remediation/remediate.yml", "-e", "remediation_action=restore_costs", "-e", f"@{event_file}")) == 0
 
 
 def test_a_site_rerun_during_a_cost_cap_keeps_it_and_the_restore_gives_what_the_inventory_asks_then(lab, kube_json, tmp_path, stack):
@@ -280,7 +280,7 @@ def test_a_site_rerun_during_a_cost_cap_keeps_it_and_the_restore_gives_what_the_
     pools = yaml.safe_load((REPO / "roles" / "nodepools" / "defaults" / "main.yml").read_text())["nodepools_list"]
     raised = [{**pool, "limits": {**pool["limits"], "cpu": "2000"}} for pool in pools]
     try:
-        run_playbook("remediation/cap_costs.yml", "-e", f"@{event_file}")
+        run_playbook("remediation/remediate.yml", "-e", "remediation_action=cap_costs", "-e", f"@{event_file}")
         capped, _ = _limits(kube_json)
         capped_replicas = kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"]
         assert capped != before and capped_replicas < max_replicas
@@ -294,11 +294,11 @@ def test_a_site_rerun_during_a_cost_cap_keeps_it_and_the_restore_gives_what_the_
         # The inventory raises the CPU limit while the cap holds: still capped, and the restore gives the new limit.
         raise_run = run_playbook("site.yml", "--tags", "nodepools", extra={"nodepools_list": raised})
         assert changed(raise_run) == 1 and _limits(kube_json)[0] == capped
-        run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")
+        run_playbook("remediation/remediate.yml", "-e", "remediation_action=restore_costs", "-e", f"@{event_file}")
         assert _limits(kube_json)[0] == {**before, "cpu": "2000"}
         assert kube_json("hpa", "-n", "nlb-app-karpenter", "nginx-deployment")["spec"]["maxReplicas"] == max_replicas
     finally:
-        run_playbook("remediation/restore_costs.yml", "-e", f"@{event_file}")
+        run_playbook("remediation/remediate.yml", "-e", "remediation_action=restore_costs", "-e", f"@{event_file}")
         run_playbook("site.yml", "--tags", "nodepools")
     limits, annotations = _limits(kube_json)
     assert limits == before and not any(key.startswith("eks-autoscaling.io/") for key in annotations)
@@ -321,7 +321,7 @@ def test_repeated_spot_interruptions_widen_the_pool_and_quiet_reverts(lab, kubec
         assert "eks-autoscaling.io/spot-widened-at" in pool["metadata"]["annotations"]
         wait_until("the messages acknowledged", lambda: queues["counts"](EVENTS_QUEUE) == (0, 0), 60)
         # The review runs on a timer in the rulebook; by hand here with no quiet period left.
-        run_playbook("remediation/review_spot_capacity.yml", "-e", "remediation_spot_quiet_minutes=0")
+        run_playbook("remediation/remediate.yml", "-e", "remediation_action=review_spot_capacity", "-e", "remediation_spot_quiet_minutes=0")
         reverted = kube_json("nodepool", "default")
         assert reverted["spec"]["template"] == pool_before["template"]
         assert not any(k.startswith("eks-autoscaling.io/") for k in reverted["metadata"].get("annotations") or {})
@@ -397,12 +397,12 @@ def test_a_remediation_run_by_hand_posts_to_the_webhook_and_reruns_unchanged(kub
             "kind": "rebalance_recommendation", "instance_id": "i-00abcabcabc000001", "time": "2026-11-27T12:00:00Z",
             "sqs": {"message_id": "by-hand-1"}}}}))
         hook = f"remediation_webhook_url=http://127.0.0.1:{server.server_port}/hook"
-        run_playbook("remediation/cordon_node.yml", "-e", f"@{event}", "-e", hook)
+        run_playbook("remediation/remediate.yml", "-e", "remediation_action=cordon_node", "-e", f"@{event}", "-e", hook)
         assert kube_json("node", node)["spec"].get("unschedulable") is True
         assert [e["reason"] for e in node_events(kube_json, node, "RebalanceCordoned")] == ["RebalanceCordoned"]
         assert received and received[0]["reason"] == "RebalanceCordoned" and received[0]["objects"] == [node]
         assert "i-00abcabcabc000001" in received[0]["text"]
-        assert changed(run_playbook("remediation/cordon_node.yml", "-e", f"@{event}")) == 0
+        assert changed(run_playbook("remediation/remediate.yml", "-e", "remediation_action=cordon_node", "-e", f"@{event}")) == 0
         assert len(node_events(kube_json, node, "RebalanceCordoned")) == 1
     finally:
         server.shutdown()
@@ -438,7 +438,7 @@ def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(k
             p for p in kube_json("pods", "-n", "default", "-l", "app=budgeted")["items"] if p["status"].get("phase") == "Running"], 60)
         assert first["spec"]["nodeName"] == draining
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            drain = pool.submit(run_playbook, "remediation/drain_node.yml", "-e", f"@{event}", check=False)
+            drain = pool.submit(run_playbook, "remediation/remediate.yml", "-e", "remediation_action=drain_node", "-e", f"@{event}", check=False)
             wait_until("the node cordoned", lambda: kube_json("node", draining)["spec"].get("unschedulable"), 60, interval=0.5)
             # Refused and tried again: still running, the pod still there.
             time.sleep(5)
@@ -452,7 +452,7 @@ def test_a_drain_waits_for_the_pod_disruption_budget_and_evicts_once_it_allows(k
         assert first["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods}
         assert all(p["spec"].get("nodeName") != draining for p in pods)
         assert len(node_events(kube_json, draining, "SpotInterruptionDrained")) == 1
-        assert changed(run_playbook("remediation/drain_node.yml", "-e", f"@{event}")) == 0
+        assert changed(run_playbook("remediation/remediate.yml", "-e", "remediation_action=drain_node", "-e", f"@{event}")) == 0
     finally:
         kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false", stdin=json.dumps(app), check=False)
         kubectl("delete", "node", draining, spare, "--wait=false", check=False)

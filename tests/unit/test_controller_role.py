@@ -50,7 +50,8 @@ def test_the_derived_objects_match_the_controller_rulebook_and_the_tutorial(tmp_
     derived = tasks["Show what the role derives"]["msg"]
     launched = {rule["action"]["run_job_template"]["name"].replace("{{ controller_name_prefix }}", "eks-autoscaling")
                 for ruleset in CONTROLLER_RULEBOOK for rule in ruleset["rules"] if "run_job_template" in rule["action"]}
-    assert launched <= set(derived["job_templates"])
+    # One remediation job template for every rule: the rule's remediation_action picks the remediation.
+    assert launched == {"eks-autoscaling remediation/remediate"} and launched <= set(derived["job_templates"])
     assert {"eks-autoscaling site", "eks-autoscaling teardown", "eks-autoscaling karpenter", "eks-autoscaling autoscaling"} <= set(derived["job_templates"])
     nodes = derived["workflow_nodes"]
     assert [n["unified_job_template"]["name"] for n in nodes] == [
@@ -60,7 +61,7 @@ def test_the_derived_objects_match_the_controller_rulebook_and_the_tutorial(tmp_
     assert derived["credentials"] == ["eks-autoscaling AWS"]
     rulebook_vars = yaml.safe_load((REPO / "rulebooks" / "vars" / "eks.example.yml").read_text())
     assert derived["activation_vars"] == {**rulebook_vars, "controller_name_prefix": "eks-autoscaling",
-                                          "controller_organization": "Default", "controller_job_limit": "eksworkshop"}
+                                          "controller_organization": "Default"}
     assert derived["eda_url"] == "https://eda.example.com/api/eda/v1"
 
 

@@ -46,11 +46,12 @@ def test_same_rule_condition_and_throttle_only_the_action_differs(cli_rule, cont
         assert controller_rule["action"] == cli_rule["action"]
         return
     playbook = cli_rule["action"]["run_playbook"]["name"]
+    # No limit: ansible-rulebook limits the job to the ruleset's hosts, as it does run_playbook's run.
     assert controller_rule["action"] == {
         "run_job_template": {
             "name": "{{ controller_name_prefix }} " + playbook.removeprefix("playbooks/").removesuffix(".yml"),
             "organization": "{{ controller_organization }}",
-            "job_args": {"limit": "{{ controller_job_limit }}"},
+            "job_args": {"extra_vars": cli_rule["action"]["run_playbook"]["extra_vars"]},
         }
     }
     # The job template it launches is one the controller role makes.
@@ -62,8 +63,8 @@ def test_no_run_playbook_is_left_for_eda_controller():
 
 
 def test_a_run_playbook_option_without_a_controller_mapping_is_refused():
-    with pytest.raises(ValueError, match="extra_vars"):
-        generator.controller_action({"run_playbook": {"name": "playbooks/remediation/acknowledge.yml", "extra_vars": {"a": 1}}})
+    with pytest.raises(ValueError, match="post_events"):
+        generator.controller_action({"run_playbook": {"name": "playbooks/remediation/remediate.yml", "post_events": True}})
 
 
 @pytest.mark.parametrize("playbook", ["site.yml", "playbooks/site.yaml", "playbooks/.yml", "../playbooks/site.yml"])
@@ -83,7 +84,7 @@ def test_ansible_rulebook_parses_the_controller_rulebook_into_run_job_template_a
     monkeypatch.setattr(settings, "ansible_galaxy_path", str(REPO / ".venv" / "bin" / "ansible-galaxy"))
     monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(REPO / "collections"))
     variables = {**yaml.safe_load((REPO / "rulebooks" / "vars" / "eks.example.yml").read_text()),
-                 "controller_name_prefix": "eks-autoscaling", "controller_organization": "Default", "controller_job_limit": "localhost"}
+                 "controller_name_prefix": "eks-autoscaling", "controller_organization": "Default"}
     collection.find_collection.cache_clear()
     try:
         actions = {action.action for ruleset in parse_rule_sets(CONTROLLER, variables) for rule in ruleset.rules for action in rule.actions}

@@ -38,11 +38,12 @@ def test_every_event_kind_of_the_source_has_a_rule():
         assert f'"{kind}"' in conditions, kind
 
 
-@pytest.mark.parametrize(("owner", "playbook"), [("rulebook", "drain_node.yml"), ("karpenter", "record_interruption.yml")])
-def test_a_capacity_reservation_warning_is_handled_as_a_spot_warning_for_each_drain_owner(owner, playbook):
+@pytest.mark.parametrize(("owner", "remediation"), [("rulebook", "drain_node"), ("karpenter", "record_interruption")])
+def test_a_capacity_reservation_warning_is_handled_as_a_spot_warning_for_each_drain_owner(owner, remediation):
     """The same rule, so the same playbook and throttle, for both warnings: drained by the rulebook, or
     only recorded, counted and notified when Karpenter drains."""
     for kind in ("spot_interruption", "capacity_reservation_interruption"):
         (rule,) = [rule for _, rule in RULES if f'"{kind}"' in rule["condition"] and f'vars.drain_owner == "{owner}"' in rule["condition"]]
-        assert rule["action"]["run_playbook"]["name"] == f"playbooks/remediation/{playbook}"
+        assert rule["action"]["run_playbook"] == {"name": "playbooks/remediation/remediate.yml",
+                                                  "extra_vars": {"remediation_action": remediation}}
         assert '"spot_interruption"' in rule["condition"] and '"capacity_reservation_interruption"' in rule["condition"]

@@ -22,7 +22,7 @@ EVENT_KEYS = {
     "instance_type", "instance_action", "state", "alarm_name", "new_state", "budget_name", "dedup_key", "batch", "detail",
     "body",
 }
-SQS_KEYS = {"queue_url", "message_id", "receipt_handle", "receive_count", "sent_timestamp", "acked_by_source"}
+SQS_KEYS = {"queue_url", "region", "message_id", "receipt_handle", "receive_count", "sent_timestamp", "acked_by_source"}
 
 
 # -- bodies as AWS delivers them, built with lab/events.py ------------------------------------------------
@@ -386,10 +386,11 @@ def test_message_becomes_an_event_with_its_sqs_coordinates():
         "Body": spot_body("i-0abc0000000000000"),
         "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"},
     }
-    event = sqs_event_parsing.build_event(message, "http://q")
+    event = sqs_event_parsing.build_event(message, "http://q", "eu-central-1")
     assert set(event) == EVENT_KEYS and set(event["sqs"]) == SQS_KEYS
     assert event["sqs"] == {
         "queue_url": "http://q",
+        "region": "eu-central-1",
         "message_id": "m-1",
         "receipt_handle": "rh-1",
         "receive_count": 3,

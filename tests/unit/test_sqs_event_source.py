@@ -220,6 +220,8 @@ async def test_lab_injected_events_arrive_in_one_shape(aws_endpoint, sqs, make_q
         assert by_kind["alarm"][0]["new_state"] == "ALARM"
         assert sorted(e["budget_name"] for e in by_kind["budget"]) == ["json-budget", "text-budget"]
         assert all(e["sqs"]["queue_url"] == url and e["sqs"]["receive_count"] == 1 for e in received)
+        # Where the remediation deletes the message, whichever cluster of a fleet acts on it.
+        assert {e["sqs"]["region"] for e in received} == {REGION}
 
         await ack_until_empty(ack_client, sqs, url, received)
         await assert_no_event(events, 1)

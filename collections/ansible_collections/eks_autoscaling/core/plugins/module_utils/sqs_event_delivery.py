@@ -90,6 +90,9 @@ class SqsEventSource:
         self.executor = executor
         self._visibility_calls = set()
         self.queue_url = config.queue_url
+        # The region the queue is read in, on every event (sqs.region): the remediation deletes the message there,
+        # whichever cluster of a fleet acts on it. The client's, which falls back to the environment and profile.
+        self.queue_region = config.region or getattr(getattr(client, "meta", None), "region_name", None)
         # Events in flight, by message id, and the lead message id for each dedup key.
         self.leads: Dict[str, _InFlight] = {}
         self.lead_by_key: Dict[str, str] = {}
@@ -191,7 +194,7 @@ class SqsEventSource:
                 lead.held[message_id] = handle
             return
         try:
-            event = build_event(message, self.queue_url)
+            event = build_event(message, self.queue_url, self.queue_region)
         except MalformedBody as e:
             # Dropped alone, before coalescing and batching: it can never hold back, or get refused with it,
             # a valid event, and nothing could handle it on a redelivery either.

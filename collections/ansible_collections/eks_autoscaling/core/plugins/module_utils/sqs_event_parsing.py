@@ -365,12 +365,13 @@ def _as_int(value):
         return None
 
 
-def build_event(message, queue_url):
+def build_event(message, queue_url, queue_region=None):
     """The event for one message of a ReceiveMessage answer; MalformedBody for a body to drop."""
     attributes = message.get("Attributes") or {}
     event = {
         "sqs": {
             "queue_url": queue_url,
+            "region": queue_region,
             "message_id": message.get("MessageId"),
             "receipt_handle": message.get("ReceiptHandle"),
             "receive_count": _as_int(attributes.get("ApproximateReceiveCount")),

@@ -37,8 +37,8 @@ description:
     emits always passes the remediation's check, and a message with any other id is dropped on its own
     before batching: it never joins, and never gets refused, a batch of valid warnings."
   - "Every event has these keys, V(null) (or an empty list) where the message does not say:
-    C(sqs) (C(queue_url), C(message_id), C(receipt_handle), C(receive_count), C(sent_timestamp),
-    C(acked_by_source)), C(kind) (V(spot_interruption), V(capacity_reservation_interruption), V(rebalance_recommendation),
+    C(sqs) (C(queue_url), C(region) (where the queue is read: the message is deleted there), C(message_id),
+    C(receipt_handle), C(receive_count), C(sent_timestamp), C(acked_by_source)), C(kind) (V(spot_interruption), V(capacity_reservation_interruption), V(rebalance_recommendation),
     V(instance_state_change), V(scheduled_change), V(alarm), V(budget) or V(unknown)), C(source),
     C(detail_type), C(account), C(region), C(time), C(instance_id), C(instance_ids), C(instance_type),
     C(instance_action), C(state), C(alarm_name), C(new_state), C(budget_name), C(dedup_key), C(batch), C(detail)
