@@ -115,8 +115,8 @@ def remediation_owner(event, action, cluster, nodes=None, instances=None):
             wanted, named = cluster.get("billing_alarm_name"), event.get("alarm_name")
             what = "billing alarm"
         if named and named == wanted:
-            return _decision(True, True, "%s's %s %s" % (name, what, named))
-        return _decision(False, False, "%s %s is not %s's (%s)" % (what, named, name, wanted))
+            return _decision(True, True, "%s %s belongs to %s" % (what, named, name))
+        return _decision(False, False, "%s %s is not the one of %s (%s)" % (what, named, name, wanted))
 
     ids = _instance_ids(event)
     if not ids:
@@ -126,10 +126,10 @@ def remediation_owner(event, action, cluster, nodes=None, instances=None):
         return _decision(False, False, "instance event of %s, %s is in %s" % (region, name, cluster.get("region")))
     if action not in NODE_ACTIONS:
         # An instance starting or running: nothing to do anywhere, and nothing worth an API call to place it.
-        return _decision(True, True, "instance in %s's region and account, needs no remediation" % name)
+        return _decision(True, True, "instance in the region and account of %s, needs no remediation" % name)
     if nodes:
-        return _decision(True, True, "%s's node(s) %s run the instance(s)" % (
-            name, ", ".join(sorted(node["metadata"]["name"] for node in nodes))))
+        return _decision(True, True, "node(s) %s of %s run the instance(s)" % (
+            ", ".join(sorted(node["metadata"]["name"] for node in nodes)), name))
     tagged = sorted(instance.get("instance_id") for instance in instances or [] if _tagged_for(instance, name))
     if tagged:
         return _decision(True, True, "instance(s) %s tagged for %s (no node left)" % (", ".join(tagged), name))
