@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from lab import aws_persistence
 
-from .conftest import REPO, TRUST, free_port, make_client
+from tests.conftest import REPO, TRUST, free_port, make_client
 
 SQS_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
 ROOT_TRUST = {"Version": "2012-10-17", "Statement": [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import COLLECTIONS, REGION, make_client
+from tests.conftest import COLLECTIONS, REGION, make_client
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 

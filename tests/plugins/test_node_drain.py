@@ -3,7 +3,7 @@ several nodes at once, and NodeApi's answers to the API server's status codes.
 
 The drainer runs against InMemoryNodes, a stand-in for NodeApi over a dict of nodes and pods with a
 scripted PodDisruptionBudget; a fake clock makes timeouts instant. Real nodes are drained through NodeApi
-on the lab by tests/integration/test_event_remediation.py and molecule/remediation.
+on the lab by tests/functional/test_event_remediation.py and molecule/remediation.
 """
 import threading
 

@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_messages
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.sqs_messages import SqsMessagesError
 
-from .conftest import COLLECTIONS
+from tests.conftest import COLLECTIONS
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401

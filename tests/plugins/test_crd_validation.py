@@ -2,7 +2,7 @@
 
 Schemas are either small hand-made ones (one behaviour each) or the real CRDs of the karpenter-crd chart
 of the pinned Karpenter version, read from the Go module cache (its templates only template annotations:
-those lines are dropped). tests/integration/test_crd_validation_oracle.py holds the engine to the real
+those lines are dropped). tests/functional/test_crd_validation_oracle.py holds the engine to the real
 apiserver's verdicts.
 """
 import copy

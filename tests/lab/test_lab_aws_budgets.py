@@ -9,7 +9,7 @@ import pytest
 
 from lab.aws_server import install_extensions
 
-from .conftest import REGION, make_client
+from tests.conftest import REGION, make_client
 
 ACCOUNT = "123456789012"
 TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:lab-budget-alerts"

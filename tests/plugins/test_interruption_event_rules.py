@@ -15,7 +15,7 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.lookup.interruption_event_rules import interruption_event_rules
 from lab import events as lab_events
 
-from .conftest import REGION, make_client
+from tests.conftest import REGION, make_client
 from .test_sqs_event_parsing import eventbridge_body, sqs_event_parsing
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import budgets
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.budgets import BudgetsError
 
-from .conftest import COLLECTIONS, REGION
+from tests.conftest import COLLECTIONS, REGION
 
 # pytest finds fixtures by name in the test module: importing them shares the ansible-playbook runner.
 from .test_eks_access_playbook import connection, run_module, run_play  # noqa: F401

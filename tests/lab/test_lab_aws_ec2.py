@@ -22,7 +22,7 @@ def ec2(boto_client):
 
 @pytest.fixture(scope="module")
 def network(aws_endpoint):
-    from .conftest import make_client
+    from tests.conftest import make_client
 
     ec2, iam = make_client(aws_endpoint, "ec2"), make_client(aws_endpoint, "iam")
     vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]

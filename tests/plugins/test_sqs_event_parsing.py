@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_event_parsing
 from lab import events as lab_events
 
-from .conftest import REGION
+from tests.conftest import REGION
 
 ACCOUNT = "123456789012"
 EVENT_KEYS = {

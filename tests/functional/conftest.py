@@ -1,4 +1,4 @@
-"""Integration tests run on the real lab: the session starts it (or reuses a healthy one)."""
+"""Functional tests run on the real lab: the session starts it (or reuses a healthy one)."""
 import json
 import os
 import re

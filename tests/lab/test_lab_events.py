@@ -33,7 +33,7 @@ def test_capacity_reservation_interruption_warning_shape():
 
 def test_capacity_reservation_warning_through_put_events_carries_the_zone_id_of_the_instance(aws_endpoint):
     """lab-inject's path: the instance's zone and that zone's id from EC2, then PutEvents to a rule's queue."""
-    from .conftest import make_client
+    from tests.conftest import make_client
 
     ec2, sqs, bridge = make_client(aws_endpoint, "ec2"), make_client(aws_endpoint, "sqs"), make_client(aws_endpoint, "events")
     subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["ap-southeast-1b"]}])["Subnets"]

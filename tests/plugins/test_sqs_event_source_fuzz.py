@@ -26,7 +26,7 @@ import time
 
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import sqs_event_parsing
 
-from .conftest import REGION
+from tests.conftest import REGION
 from .test_sqs_event_parsing import ACCOUNT, CLOUDWATCH_EVENT, alarm_body, budget_body, eventbridge_body, sns_body
 from .test_sqs_event_source import counts, make_queue, running, source_args, sqs, until
 

@@ -4,7 +4,7 @@ Helm is the lab's real helm, rendering real charts: the lab's Karpenter and CRD 
 here, one behaviour each (a values.schema.json, a custom resource whose CRD the chart brings, a kind nobody
 defines). The cluster side is ClusterStandIn, KubeApi's interface over a list of served kinds, namespaces,
 releases and scripted apiserver refusals, so each decision is tested without a cluster; the real apiserver
-judges the real releases in tests/integration/test_bad_input.py.
+judges the real releases in tests/functional/test_bad_input.py.
 """
 import json
 import subprocess

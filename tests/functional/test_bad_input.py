@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.conftest import run_playbook
+from tests.functional.conftest import run_playbook
 
 LONG_CLUSTER = "c" * 60  # a legal EKS name, but KarpenterNodeRole-<it> is longer than IAM's 64
 # With a long cluster name, role names of its own, so that the check under test is the one that fails.

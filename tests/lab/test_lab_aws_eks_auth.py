@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .conftest import POD_IDENTITY_TRUST, make_client, service_account_token
+from tests.conftest import POD_IDENTITY_TRUST, make_client, service_account_token
 
 
 @pytest.fixture

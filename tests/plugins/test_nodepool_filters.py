@@ -94,7 +94,7 @@ def test_bad_node_classes_are_refused_naming_the_field(mutate, expected):
     ],
 )
 def test_what_the_crd_checks_is_left_to_it(mutate):
-    """Types, patterns, enums and CEL rules are the CRD's (crd_errors, tests/unit/test_crd_validation.py):
+    """Types, patterns, enums and CEL rules are the CRD's (crd_errors, tests/plugins/test_crd_validation.py):
     our hand-written checks disagreed with it, so they no longer judge these."""
     classes, pools = _defaults()
     pool = copy.deepcopy(pools[0])

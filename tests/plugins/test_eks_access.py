@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_access
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_access import EksAccessError
 
-from .conftest import COLLECTIONS
+from tests.conftest import COLLECTIONS
 
 MODULES_DIR = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "plugins" / "modules"
 

@@ -13,7 +13,7 @@ import yaml
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import eks_cluster
 from ansible_collections.eks_autoscaling.core.plugins.module_utils.eks_cluster import EksClusterError
 
-from .conftest import REGION, make_client
+from tests.conftest import REGION, make_client
 from .test_eks_access import MODULES_DIR
 
 # The ansible-playbook fixtures are shared rather than copied so the two playbook tests cannot

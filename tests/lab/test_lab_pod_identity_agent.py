@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from lab import karpenter_pod, pod_identity_agent
 
-from .conftest import REGION, free_port, make_client
+from tests.conftest import REGION, free_port, make_client
 
 
 @pytest.fixture

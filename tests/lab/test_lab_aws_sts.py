@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from lab import aws_sts
 
-from .conftest import issuer_jwks, service_account_token
+from tests.conftest import issuer_jwks, service_account_token
 
 ISSUER = "https://oidc.eks.ap-southeast-1.amazonaws.com/id/LAB0123456789"
 ACCOUNT = "123456789012"

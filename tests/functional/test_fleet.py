@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO, changed, run_playbook
+from tests.functional.conftest import REPO, changed, run_playbook
 
 SECOND = "eksworkshop-b"
 WRONG_ACCOUNT = "eksworkshop-wrong-account"

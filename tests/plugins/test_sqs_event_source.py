@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from ansible_collections.eks_autoscaling.core.plugins.module_utils import ec2_instance_id, sqs_messages
 from lab import events as lab_events
 
-from .conftest import COLLECTIONS, CREDENTIALS, REGION, RecordingClient, make_client
+from tests.conftest import COLLECTIONS, CREDENTIALS, REGION, RecordingClient, make_client
 from .test_sqs_event_parsing import EVENT_KEYS, MALFORMED_CASES, PARSE_CASES, SQS_KEYS, alarm_body, eventbridge_body, spot_body
 
 SOURCE_PATH = (
