@@ -8,14 +8,11 @@ same chart rendered by helm template) must equal the apiserver's on every row, v
 """
 import copy
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter import crd, karpenter  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter import crd, karpenter
 
 CLUSTER = "eksworkshop"
 NODE_CLASS = {

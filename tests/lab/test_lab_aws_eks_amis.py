@@ -1,13 +1,13 @@
 """lab/aws_eks_amis.py and lab/aws_pricing.py, through boto3 and real HTTP on conftest's in-process server."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from lab import aws_eks_amis, seed
 from lab import instance_types as catalogue
+from tests.paths import REPO
 
 K8S = seed.KUBERNETES_VERSION
 PREFIX = f"/aws/service/eks/optimized-ami/{K8S}/amazon-linux-2023"
@@ -24,7 +24,7 @@ def ec2(boto_client):
 
 
 def test_seeded_cluster_and_lab_apiserver_versions_have_published_amis():
-    versions = (Path(__file__).resolve().parents[2] / "lab" / "versions.env").read_text()
+    versions = (REPO / "lab" / "versions.env").read_text()
     apiserver = re.search(r"^KUBERNETES_VERSION=v(\d+\.\d+)\.\d+$", versions, re.M).group(1)
     assert K8S == apiserver
     assert K8S in aws_eks_amis.KUBERNETES_VERSIONS

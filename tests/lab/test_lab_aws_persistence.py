@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 
 from lab import aws_persistence
 
-from tests.conftest import REPO, TRUST, free_port, make_client
+from tests.conftest import TRUST, free_port, make_client
+from tests.paths import REPO
 
 SQS_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
 ROOT_TRUST = {"Version": "2012-10-17", "Statement": [

@@ -1,12 +1,8 @@
 """aws-auth mapRoles merging keeps every other entry, never duplicates, and refuses broken text."""
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter.aws_auth import aws_auth_map_roles  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter.aws_auth import aws_auth_map_roles
 
 NODEGROUP = "arn:aws:iam::133129065110:role/eksctl-eksworkshop-nodegroup-newn-NodeInstanceRole-17EL7P7Q9BRQV"
 KARPENTER = "arn:aws:iam::133129065110:role/KarpenterNodeRole-eksworkshop"

@@ -7,17 +7,12 @@ apiserver's verdicts.
 """
 import copy
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "collections"))
-sys.path.insert(0, str(REPO))
-from ansible_collections.eks_autoscaling.core.plugins.filter import crd, karpenter  # noqa: E402
-from ansible_collections.eks_autoscaling.core.plugins.module_utils import crd_schema, kube_cel  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter import crd, karpenter
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import crd_schema, kube_cel
 
 
 @pytest.fixture(scope="module")

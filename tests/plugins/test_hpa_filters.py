@@ -1,14 +1,11 @@
 """The hpa role's filters: validation names the bad field; the manifest is what the tutorial's kubectl autoscale makes."""
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter.hpa import hpa_errors, hpa_manifest  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter.hpa import hpa_errors, hpa_manifest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 TUTORIAL = {
     "name": "nginx-deployment",
     "namespace": "nlb-app-karpenter",

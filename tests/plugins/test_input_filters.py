@@ -3,12 +3,10 @@ refuses (the AWS API references' constraints, Kubernetes' apimachinery validatio
 values, names the variable and the item, and never raises on a wrong type."""
 import importlib
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.module_utils import crd_schema  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.module_utils import crd_schema
 
 FILTERS = ("aws_name_errors", "aws_arn_errors", "aws_region_errors", "aws_tag_errors", "k8s_name_errors",
            "k8s_label_errors", "k8s_quantity_errors", "duration_errors", "number_errors")

@@ -16,9 +16,9 @@ from ansible_collections.eks_autoscaling.core.plugins.lookup.interruption_event_
 from lab import events as lab_events
 
 from tests.conftest import REGION, make_client
+from tests.paths import REPO
 from .test_sqs_event_parsing import eventbridge_body, sqs_event_parsing
 
-REPO = Path(__file__).resolve().parents[2]
 MIRROR = Path("/work/.mirror/aws+karpenter-provider-aws/repo")
 # Karpenter v1.14's getting-started cloudformation.yaml, its *Rule resources: (logical id, source, detail-type).
 REFERENCE = [

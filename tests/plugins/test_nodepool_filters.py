@@ -1,15 +1,14 @@
 """NodePool / node class validation names the bad field, and renders valid karpenter.sh/v1 objects."""
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter import karpenter  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter import karpenter
 
-ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "nodepools" / "defaults" / "main.yml"
+from tests.paths import REPO
+
+ROLE_DEFAULTS = REPO / "roles" / "nodepools" / "defaults" / "main.yml"
 
 
 def _defaults():

@@ -1,12 +1,13 @@
 """Every plugin of the in-repo collection carries DOCUMENTATION, EXAMPLES and RETURN that parse as YAML;
 every module is thin (main only, API calls in module_utils) and in the action group of its API."""
 import ast
-from pathlib import Path
 
 import pytest
 import yaml
 
-PLUGINS = Path(__file__).resolve().parents[2] / "collections" / "ansible_collections" / "eks_autoscaling" / "core" / "plugins"
+from tests.paths import COLLECTIONS
+
+PLUGINS = COLLECTIONS / "ansible_collections" / "eks_autoscaling" / "core" / "plugins"
 FILES = sorted(p for kind in ("modules", "filter", "lookup", "test") for p in (PLUGINS / kind).glob("*.py") if p.name != "__init__.py")
 
 

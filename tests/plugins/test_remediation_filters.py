@@ -1,12 +1,9 @@
 """Decisions of the remediation playbooks: caps remember exactly what to restore; spot widening counts and reverts."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter import remediation as r  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter import remediation as r
 
 
 def merge(obj, patch):

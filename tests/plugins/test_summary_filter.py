@@ -1,9 +1,5 @@
 """site.yml's summary counts nodes by who launched them and their capacity type."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "collections"))
-from ansible_collections.eks_autoscaling.core.plugins.filter.summary import nodes_by_capacity_type  # noqa: E402
+from ansible_collections.eks_autoscaling.core.plugins.filter.summary import nodes_by_capacity_type
 
 
 def test_nodes_by_capacity_type_counts_karpenter_and_nodegroup_nodes():

@@ -9,12 +9,12 @@ node class, the ARNs aws_auth maps and karpenter annotates, the event bus's queu
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 ROLES = ["iam", "tagging", "aws_auth", "interruption_queue", "karpenter", "nodepools", "event_bus"]
 ACCOUNT = "111111111111"
 # Host "c1" names everything itself; host "eksworkshop-cn" sets only its region (a China one) and account.

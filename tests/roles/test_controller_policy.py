@@ -21,7 +21,6 @@ Then requests that must stay denied, and a negative control: the old template's 
 segment on subnets must make CreateFleet fail, or these tests could not catch that bug.
 """
 import json
-from pathlib import Path
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
@@ -30,8 +29,9 @@ from ansible.template import Templar, trust_as_template
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from lab.iam_eval import IamEvaluator
+from tests.paths import REPO
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "iam"
+ROLE = REPO / "roles" / "iam"
 # The iam role's dependency: the cluster's names, partition and ARNs, whose defaults the role sees under its own.
 CLUSTER_ROLE = ROLE.parent / "eks_cluster"
 ACCOUNT = "111122223333"

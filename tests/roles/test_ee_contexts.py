@@ -3,13 +3,13 @@ and each holds our collection and installs every Python package at requirements-
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 COLLECTION = REPO / "collections" / "ansible_collections" / "eks_autoscaling" / "core"
 PINS = {canonicalize_name(name): version for name, version in
         re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", (REPO / "requirements-dev.txt").read_text(), re.M)}

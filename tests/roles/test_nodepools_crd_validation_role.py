@@ -8,13 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-from lab import labctl  # noqa: E402
+from lab import labctl
+from tests.paths import REPO
 
 HELM = labctl.bin_dir(build=False) / "helm"
 pytestmark = pytest.mark.skipif(not HELM.exists(), reason="the lab's helm is not built (lab/build.sh)")

@@ -1,11 +1,11 @@
 """Every playbook passes ansible-playbook --syntax-check against the example (real EKS) inventory."""
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 # tasks/ and vars/ hold files the playbooks include, not playbooks.
 PLAYBOOKS = sorted(p for p in (REPO / "playbooks").rglob("*.yml") if p.parent.name not in ("tasks", "vars"))
 

@@ -3,11 +3,11 @@ controller runs before a job of a signed project, passes, and fails on a changed
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 ANSIBLE_SIGN = str(REPO / ".venv" / "bin" / "ansible-sign")
 pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg (GnuPG) is not installed")
 

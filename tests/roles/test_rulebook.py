@@ -1,10 +1,9 @@
 """rulebooks/cluster_events.yml: house rules a reviewer would otherwise check by eye, and its playbooks exist."""
-from pathlib import Path
-
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 RULEBOOK = yaml.safe_load((REPO / "rulebooks" / "cluster_events.yml").read_text())
 RULES = [(ruleset["name"], rule) for ruleset in RULEBOOK for rule in ruleset["rules"]]
 
