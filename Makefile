@@ -105,13 +105,15 @@ lint: $(STAMP) ## ansible-lint (production profile) and yamllint
 	@$(VENV)/bin/ansible-lint
 
 .PHONY: unit
-# No lab runs, but some tests need its helm and Karpenter's charts (CRD validation, the chart repository).
-unit: $(STAMP) $(IAM_STAMP) lab-build ## unit tests (no lab)
-	@$(VPY) -m pytest tests/unit -q
+# Every test folder that needs no lab: the collection's plugins, the roles, playbooks and rulebooks, the lab's own
+# components. No lab runs, but some tests need its helm and Karpenter's charts (CRD validation, the chart repository).
+NO_LAB_TESTS := tests/plugins tests/roles tests/lab
+unit: $(STAMP) $(IAM_STAMP) lab-build ## tests that need no lab (tests/plugins, tests/roles, tests/lab)
+	@$(VPY) -m pytest $(NO_LAB_TESTS) -q
 
 .PHONY: integration
-integration: $(STAMP) $(IAM_STAMP) lab-build check-java ## integration tests on the lab (starts it, stops it at the end)
-	@$(VPY) -m pytest tests/integration -q
+integration: $(STAMP) $(IAM_STAMP) lab-build check-java ## functional tests on the lab, tests/functional (starts it, stops it at the end)
+	@$(VPY) -m pytest tests/functional -q
 
 # Every scenario, one after another, the house way: CHECK on a clean lab, apply, idempotent CHECK, idempotent
 # apply, verify; the scenario's cleanup runs whether they passed or not. The idempotent CHECK needs its own

@@ -11,7 +11,7 @@ still acknowledges the SQS message as its last step.
     python rulebooks/controller_rulebook.py           # rewrite the controller rulebook (make controller-rulebook)
     python rulebooks/controller_rulebook.py --check   # exit 1 if it is not what the CLI rulebook gives
 
-Never edit the controller rulebook by hand: tests/unit/test_controller_rulebook.py fails when it drifts.
+Never edit the controller rulebook by hand: tests/roles/test_controller_rulebook.py fails when it drifts.
 """
 import argparse
 import copy

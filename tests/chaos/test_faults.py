@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from lab import faults, labctl
-from tests.integration.conftest import REPO, changed, karpenter_counter, lab_log_lines, run_playbook, wait_until
+from tests.functional.conftest import REPO, changed, karpenter_counter, lab_log_lines, run_playbook, wait_until
 
 pytestmark = pytest.mark.timeout(1800)
 

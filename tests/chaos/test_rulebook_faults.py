@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lab import events as lab_events
-from tests.integration.conftest import wait_until
-from tests.integration.test_event_remediation import DLQ, EVENTS_QUEUE, queues, rulebook, stack  # noqa: F401 - fixtures
+from tests.functional.conftest import wait_until
+from tests.functional.test_event_remediation import DLQ, EVENTS_QUEUE, queues, rulebook, stack  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(1800)
 WARNINGS = 100
