@@ -107,13 +107,14 @@ lint: $(STAMP) ## ansible-lint (production profile) and yamllint
 .PHONY: unit
 # Every test folder that needs no lab: the collection's plugins, the roles, playbooks and rulebooks, the lab's own
 # components. No lab runs, but some tests need its helm and Karpenter's charts (CRD validation, the chart repository).
+# --durations: where CI's 90 minutes go, printed with every run.
 NO_LAB_TESTS := tests/plugins tests/roles tests/lab
 unit: $(STAMP) $(IAM_STAMP) lab-build ## tests that need no lab (tests/plugins, tests/roles, tests/lab)
-	@$(VPY) -m pytest $(NO_LAB_TESTS) -q
+	@$(VPY) -m pytest $(NO_LAB_TESTS) -q --durations=10
 
 .PHONY: integration
 integration: $(STAMP) $(IAM_STAMP) lab-build check-java ## functional tests on the lab, tests/functional (starts it, stops it at the end)
-	@$(VPY) -m pytest tests/functional -q
+	@$(VPY) -m pytest tests/functional -q --durations=40
 
 # Every scenario, one after another, the house way: CHECK on a clean lab, apply, idempotent CHECK, idempotent
 # apply, verify; the scenario's cleanup runs whether they passed or not. The idempotent CHECK needs its own
