@@ -1,5 +1,6 @@
 """Functional tests run on the real lab: the session starts it (or reuses a healthy one)."""
 import json
+import random
 import os
 import re
 import subprocess
@@ -50,6 +51,22 @@ def kube_json(kubectl):
         return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
     return _get
+
+
+@pytest.fixture
+def tainted_node(kubectl):
+    """A kwok node of the lab cluster running a made-up instance, tainted so no pod lands on it; deleted after."""
+    name = f"tainted-{random.randrange(16 ** 6):06x}"
+    instance_id = f"i-{random.randrange(16 ** 17):017x}"
+    kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"kubernetes.io/hostname": name, "type": "kwok", "eks-autoscaling-test": "true"}},
+        "spec": {"providerID": f"aws:///ap-southeast-1a/{instance_id}",
+                 "taints": [{"key": "eks-autoscaling-test", "value": "true", "effect": "NoSchedule"}]},
+    }))
+    yield name, instance_id
+    kubectl("delete", "node", name, "--ignore-not-found")
 
 
 @pytest.fixture

@@ -78,25 +78,10 @@ def queue(aws):
     sqs.delete_queue(QueueUrl=url)
 
 
-@pytest.fixture
-def node(kubectl):
-    name = f"controller-job-{random.randrange(16 ** 6):06x}"
-    instance_id = f"i-{random.randrange(16 ** 17):017x}"
-    kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                     "labels": {"kubernetes.io/hostname": name, "type": "kwok", "eks-autoscaling-test": "true"}},
-        "spec": {"providerID": f"aws:///ap-southeast-1a/{instance_id}",
-                 "taints": [{"key": "eks-autoscaling-test", "value": "true", "effect": "NoSchedule"}]},
-    }))
-    yield name, instance_id
-    kubectl("delete", "node", name, "--ignore-not-found")
-
-
 def test_a_remediation_job_template_launched_by_the_controller_rulebook_cordons_and_acknowledges_last(
-        lab, tmp_path, queue, node, kube_json):
+        lab, tmp_path, queue, tainted_node, kube_json):
     sqs, url = queue
-    name, instance_id = node
+    name, instance_id = tainted_node
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"detail-type": "EC2 Instance Rebalance Recommendation"}))
     message = sqs.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"][0]
     # The event as eks_autoscaling.core.sqs_events emits it for a rebalance recommendation (the fields the playbook reads).

@@ -101,22 +101,6 @@ def queue(aws):
     sqs.delete_queue(QueueUrl=url)
 
 
-@pytest.fixture
-def lab_node(kubectl):
-    """A node of the lab cluster (eksworkshop) running a made-up instance, tainted so no pod lands on it."""
-    name = f"fleet-{random.randrange(16 ** 6):06x}"
-    instance_id = f"i-{random.randrange(16 ** 17):017x}"
-    kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                     "labels": {"kubernetes.io/hostname": name, "type": "kwok", "eks-autoscaling-test": "true"}},
-        "spec": {"providerID": f"aws:///ap-southeast-1a/{instance_id}",
-                 "taints": [{"key": "eks-autoscaling-test", "value": "true", "effect": "NoSchedule"}]},
-    }))
-    yield name, instance_id
-    kubectl("delete", "node", name, "--ignore-not-found")
-
-
 def said(result):
     """The run's output with YAML's line folding undone (the callback wraps long messages)."""
     return " ".join(result.stdout.split())
@@ -149,9 +133,9 @@ def rebalance(instance_id, region, sqs):
             "time": "2026-12-08T01:00:00Z", "sqs": sqs}
 
 
-def test_one_rulebook_for_the_fleet_acts_on_the_cluster_that_owns_the_instance_only(fleet, queue, lab_node, kube_json, tmp_path):
+def test_one_rulebook_for_the_fleet_acts_on_the_cluster_that_owns_the_instance_only(fleet, queue, tainted_node, kube_json, tmp_path):
     sqs, left = queue
-    name, instance_id = lab_node
+    name, instance_id = tainted_node
     before = cordoned(kube_json)
     result = remediate(fleet, tmp_path, "cordon_node", rebalance(instance_id, "ap-southeast-1", sqs))
     # Placed with no API call on the other two: another region, another account.
